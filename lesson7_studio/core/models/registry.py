@@ -172,6 +172,26 @@ def create(name: str, **options: Any) -> nn.Module:
     return e.factory(**opts)
 
 
+_PARAMS_CACHE: dict[tuple[str, str], int] = {}
+
+
+def _count_params(e: Entry, opts: dict[str, Any]) -> int:
+    """Parameter count of ``e`` built with ``opts``, without weights: the net is built on the
+    meta device (no memory, no init cost), falling back to a real build if a factory cannot."""
+    key = (e.name, repr(sorted(opts.items())))
+    if key not in _PARAMS_CACHE:
+        build_opts = {**opts, "pretrained": False} if "pretrained" in opts else opts  # never needs weights
+        try:
+            with torch.device("meta"):
+                model = e.factory(**build_opts)
+        except ModelError:
+            raise
+        except Exception:
+            model = e.factory(**build_opts)
+        _PARAMS_CACHE[key] = sum(p.numel() for p in model.parameters())
+    return _PARAMS_CACHE[key]
+
+
 def describe(name: str, model: nn.Module | None = None, **options: Any) -> ModelInfo:
     """Parameter count, channels, scale, size multiple and description of a model.
 
@@ -180,11 +200,9 @@ def describe(name: str, model: nn.Module | None = None, **options: Any) -> Model
     e = entry(name)
     opts = resolve_options(name, **options)
     if model is None:
-        if "pretrained" in opts:  # counting parameters never needs weights
-            model = e.factory(**{**opts, "pretrained": False})
-        else:
-            model = e.factory(**opts)
-    params = sum(p.numel() for p in model.parameters())
+        params = _count_params(e, opts)
+    else:
+        params = sum(p.numel() for p in model.parameters())
     facts = e.facts(opts)
     return ModelInfo(
         name=name,

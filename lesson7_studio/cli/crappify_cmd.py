@@ -1,0 +1,131 @@
+"""``lesson7-studio crappify``: build a paired HR/LR dataset from a folder of photos."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "crappify",
+        help="make a paired dataset (hr/ + lr/) by degrading a folder of photos",
+        description="Walk SRC recursively and write DST/hr, DST/lr and DST/dataset.json: every "
+        "image degraded by a crappify recipe, split into train/valid. SRC is never modified. "
+        "Rerunning into the same DST continues an interrupted build. Unreadable images are "
+        "skipped and listed; the exit status is 0 when every readable image was processed.",
+    )
+    p.add_argument("src", nargs="?", metavar="SRC", help="folder of source images")
+    p.add_argument("dst", nargs="?", metavar="DST", help="output folder (new, or a previous build to continue)")
+    p.add_argument("--recipe", default="lesson7", metavar="NAME|FILE.json", help="preset name or recipe JSON file (default: lesson7)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="random seed (default: 0)")
+    p.add_argument("--workers", type=_non_negative, default=0, help="worker processes (default 0: one per CPU for 16+ images)")
+    p.add_argument("--valid-pct", type=float, default=0.1, metavar="P", help="fraction for validation, 0..1 (default: 0.1)")
+    p.add_argument("--max-size", type=_positive, default=None, metavar="PX", help="cap the longest side of HR images")
+    p.add_argument("--list", action="store_true", help="list the recipe presets and exit")
+    p.set_defaults(func=run_crappify)
+
+
+def _non_negative(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return v
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return v
+
+
+def _list_presets() -> int:
+    from lesson7_studio.core.crappify import PRESETS
+
+    width = max(len(n) for n in PRESETS)
+    for name, r in PRESETS.items():
+        scale = "fixed size" if r.scale is None else f"x{r.scale}"
+        print(f"{name:<{width}}  {scale:<10}  {r.description}")
+        print(f"{'':<{width}}  {'':<10}  {r.describe()}")
+    return 0
+
+
+def run_crappify(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list_presets()
+    if not args.src or not args.dst:
+        print("error: crappify needs SRC and DST (or --list)", file=sys.stderr)
+        return 2
+
+    from tqdm import tqdm
+
+    from lesson7_studio.core.crappify import get_recipe
+    from lesson7_studio.core.datasets import build_pairs
+    from lesson7_studio.core.events import CancelToken, ItemFailed, Log, Progress
+
+    recipe = get_recipe(args.recipe)
+    cancel = CancelToken()
+    bars: list = []  # the progress bar, made at the first Progress event (when the total is known)
+
+    def say(message: str) -> None:
+        if bars:
+            bars[0].write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def on_event(ev: object) -> None:
+        if isinstance(ev, Progress):
+            if not bars:
+                bars.append(tqdm(total=ev.total, unit="img", file=sys.stderr, desc=f"crappify ({recipe.name})", dynamic_ncols=True))
+            bars[0].n = ev.done
+            bars[0].refresh()
+        elif isinstance(ev, ItemFailed):
+            say(f"skipped {ev.path}: {ev.reason}")
+        elif isinstance(ev, Log):
+            say(ev.message)
+
+    # first Ctrl-C: finish the images in progress, record them, stop; a second one aborts
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def on_sigint(signum: int, frame: object) -> None:
+            if cancel.cancelled:
+                raise KeyboardInterrupt
+            cancel.cancel()
+            say("cancelling: finishing the images in progress ...")
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        summary = build_pairs(
+            args.src,
+            args.dst,
+            recipe,
+            seed=args.seed,
+            valid_pct=args.valid_pct,
+            max_size=args.max_size,
+            workers=args.workers,
+            on_event=on_event,
+            cancel=cancel,
+        )
+    finally:
+        if bars:
+            bars[0].close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+    print(
+        f"{summary.built} pairs built, {summary.skipped_existing} already there, "
+        f"{len(summary.failed)} skipped; train {summary.train}, valid {summary.valid} "
+        f"-> {summary.dst} ({summary.seconds:.1f} s)"
+    )
+    if summary.failed:
+        print(f"Skipped files ({len(summary.failed)}):")
+        for path, reason in summary.failed:
+            print(f"  {path}: {reason}")
+    if summary.errors:
+        print(f"error: {len(summary.errors)} readable images could not be processed", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,291 @@
+"""``lesson7-studio restore``, ``eval`` and ``export``: apply, measure and export a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+def _positive(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return v
+
+
+def _non_negative(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return v
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "restore",
+        help="restore a photo or a folder of photos with a model",
+        description="Restore SRC (an image file or a folder) into the folder DST, keeping the folder "
+        "tree, metadata (EXIF, ICC), alpha and bit depth. SRC is never modified. Files that cannot "
+        "be read are listed and skipped; the exit status is 0 when every readable image was restored. "
+        "Ctrl-C stops after the current tile and leaves no partial file; rerun with --skip-existing to "
+        "resume. Under torchrun each rank restores its share of the files.",
+    )
+    p.add_argument("src", metavar="SRC", help="image file or folder of images")
+    p.add_argument("dst", metavar="DST", help="output folder")
+    p.add_argument("--model", default="starter", metavar="PATH|NAME",
+                   help="model file (.safetensors, .onnx, or community .pth/.pt via spandrel) or 'starter' "
+                   "(the bundled model; default)")
+    p.add_argument("--recursive", action=argparse.BooleanOptionalAction, default=True,
+                   help="include subfolders (default: yes)")
+    p.add_argument("--flat", action="store_true", help="write every output directly in DST (no folder tree)")
+    p.add_argument("--skip-existing", action="store_true", help="skip images whose output exists (resume a run)")
+    p.add_argument("--format", default="keep", choices=("keep", "png", "jpg", "webp", "tiff"),
+                   help="output format (default: keep each file's format)")
+    p.add_argument("--quality", type=_positive, default=95, metavar="Q", help="JPEG/WebP quality (default: 95)")
+    p.add_argument("--tile", type=_positive, default=None, metavar="PX",
+                   help="tile size in input pixels (default: chosen from the free memory)")
+    p.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: bf16/fp16 where the output stays within tolerance of fp32 (default)")
+    p.add_argument("--in-place", action="store_true",
+                   help="allow DST to be SRC itself (outputs with the same name replace the originals)")
+    p.set_defaults(func=run_restore)
+
+    e = subparsers.add_parser(
+        "eval",
+        help="measure a model against bicubic upsampling on ground-truth images",
+        description="Degrade every image of DATA with a crappify recipe (seeded), restore it with "
+        "MODEL, and report Y-PSNR, RGB-PSNR and SSIM (Y) of the model and of bicubic upsampling "
+        "against the originals, per image and mean (published tables' convention: BT.601 luma, "
+        "scale pixels cropped from each border).",
+    )
+    e.add_argument("model", metavar="MODEL", help="model file or 'starter'")
+    e.add_argument("data", metavar="DATA", help="folder of ground-truth images")
+    e.add_argument("--recipe", default="decrappify-x2", metavar="NAME|FILE.json",
+                   help="crappify recipe (default: decrappify-x2)")
+    e.add_argument("--seed", type=_non_negative, default=0, help="random seed (default: 0)")
+    e.add_argument("--baseline", action="append", default=None, choices=("bicubic", "lanczos", "bilinear", "nearest"),
+                   help="baseline upsampling, repeatable (default: bicubic)")
+    e.add_argument("--max-images", type=_positive, default=None, metavar="N", help="use the first N images only")
+    e.add_argument("--tile", type=_positive, default=None, metavar="PX", help="tile size in input pixels")
+    e.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    e.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="inference precision (default: fp32, for reference figures)")
+    e.add_argument("--json", action="store_true", help="print the full result as JSON on stdout")
+    e.add_argument("--out", metavar="FILE.json", help="also write the JSON result to this file")
+    e.set_defaults(func=run_eval)
+
+    x = subparsers.add_parser(
+        "export",
+        help="export a model to ONNX",
+        description="Write MODEL (a .safetensors checkpoint or 'starter') as an ONNX file with dynamic "
+        "height and width. The file takes RGB in [0,1] (NCHW float32) and returns the restored image in "
+        "[0,1]; it is checked against PyTorch with onnxruntime before it is kept.",
+    )
+    x.add_argument("model", metavar="MODEL", help="checkpoint (.safetensors) or 'starter'")
+    x.add_argument("out", metavar="OUT.onnx", help="ONNX file to write")
+    x.add_argument("--opset", type=_positive, default=17, help="ONNX opset (default: 17)")
+    x.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
+    x.set_defaults(func=run_export)
+
+
+@contextmanager
+def _cancel_on_sigint(cancel: Any, say) -> Iterator[None]:
+    """First Ctrl-C: cancel cleanly (no partial files); a second one aborts."""
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def on_sigint(signum: int, frame: object) -> None:
+            if cancel.cancelled:
+                raise KeyboardInterrupt
+            cancel.cancel()
+            say("cancelling: stopping after the current tile ...")
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+class _Bars:
+    """A tqdm bar made at the first Progress event of ``stage``; messages printed above it."""
+
+    def __init__(self, desc: str, unit: str, stage: str) -> None:
+        self.desc, self.unit, self.stage = desc, unit, stage
+        self.bar = None
+
+    def say(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def progress(self, ev: Any) -> None:
+        from tqdm import tqdm
+
+        if ev.stage != self.stage:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=ev.total, unit=self.unit, file=sys.stderr, desc=self.desc, dynamic_ncols=True)
+        self.bar.n = ev.done
+        if ev.rate:
+            self.bar.set_postfix_str(f"{ev.rate:.2f} {ev.rate_unit}", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _describe(model: Any) -> str:
+    info = getattr(model, "info", None)
+    return f"{getattr(info, 'name', type(model).__name__)} x{getattr(info, 'scale', '?')}"
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from lesson7_studio.core.events import CancelToken, ItemFailed, Log, Progress
+    from lesson7_studio.core.restore import load_any_model, restore_folder
+
+    model = load_any_model(args.model, device=args.device)
+    cancel = CancelToken()
+    bars = _Bars(f"restore ({_describe(model)})", "img", "restore")
+
+    def on_event(ev: object) -> None:
+        if isinstance(ev, Progress):
+            bars.progress(ev)
+        elif isinstance(ev, ItemFailed):
+            bars.say(f"failed {ev.path}: {ev.reason}")
+        elif isinstance(ev, Log):
+            bars.say(ev.message)
+
+    with _cancel_on_sigint(cancel, bars.say):
+        try:
+            summary = restore_folder(
+                model,
+                args.src,
+                args.dst,
+                recursive=args.recursive,
+                keep_tree=not args.flat,
+                skip_existing=args.skip_existing,
+                out_format=args.format,
+                tile=args.tile,
+                device=None,  # the model is already on args.device
+                precision=args.precision,
+                allow_in_place=args.in_place,
+                quality=args.quality,
+                on_event=on_event,
+                cancel=cancel,
+            )
+        finally:
+            bars.close()
+
+    rate = f", {summary.megapixels_per_s:.2f} MP/s" if summary.done else ""
+    share = f" (rank {summary.rank} of {summary.world_size})" if summary.world_size > 1 else ""
+    print(
+        f"{summary.done} restored, {summary.skipped} skipped (already there), {len(summary.failed)} failed"
+        f"{share} -> {summary.dst} ({summary.seconds:.1f} s, {summary.megapixels:.1f} MP{rate})"
+    )
+    if summary.failed:
+        print(f"Failed files ({len(summary.failed)}):")
+        for path, reason in summary.failed:
+            print(f"  {path}: {reason}")
+    if not summary.ok:
+        n = len(summary.failed) - summary.unreadable
+        print(f"error: {n} readable image(s) could not be restored", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _table(result: dict[str, Any]) -> str:
+    names = ["model"] + [k for k in result["mean"] if k != "model"]
+    cols = [("psnr_y", "Y-PSNR"), ("psnr_rgb", "RGB-PSNR"), ("ssim_y", "SSIM")]
+    width = max([len("mean")] + [len(r["file"]) for r in result["images"]])
+    head = f"{'image':<{width}}  " + "  ".join(f"{n[:14]:>{8 * len(cols) + 2 * (len(cols) - 1)}}" for n in names)
+    sub = f"{'':<{width}}  " + "  ".join("  ".join(f"{label:>8}" for _k, label in cols) for _ in names)
+
+    def line(label: str, row: dict[str, Any]) -> str:
+        cells = []
+        for n in names:
+            m = row[n]
+            cells.append("  ".join(f"{m[k]:8.4f}" if k == "ssim_y" else f"{m[k]:8.2f}" for k, _ in cols))
+        return f"{label:<{width}}  " + "  ".join(cells)
+
+    out = [head, sub]
+    out += [line(r["file"], r) for r in result["images"]]
+    out.append("-" * len(sub))
+    out.append(line("mean", result["mean"]))
+    gains = ", ".join(f"{v:+.2f} dB over {k}" for k, v in result["gain_psnr_y"].items())
+    out.append(
+        f"{result['model']} on {result['count']} images, recipe {result['recipe']} seed {result['seed']}, "
+        f"border {result['border']} px: Y-PSNR {gains}"
+    )
+    return "\n".join(out)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from lesson7_studio.core.events import CancelToken, ItemFailed, Log, Progress
+    from lesson7_studio.core.restore import evaluate, load_any_model
+
+    model = load_any_model(args.model, device=args.device)
+    cancel = CancelToken()
+    bars = _Bars(f"eval ({_describe(model)})", "img", "eval")
+
+    def on_event(ev: object) -> None:
+        if isinstance(ev, Progress):
+            bars.progress(ev)
+        elif isinstance(ev, ItemFailed):
+            bars.say(f"skipped {ev.path}: {ev.reason}")
+        elif isinstance(ev, Log):
+            bars.say(ev.message)
+
+    with _cancel_on_sigint(cancel, bars.say):
+        try:
+            result = evaluate(
+                model,
+                args.data,
+                args.recipe,
+                seed=args.seed,
+                baselines=tuple(args.baseline or ("bicubic",)),
+                tile=args.tile,
+                precision=args.precision,
+                max_images=args.max_images,
+                on_event=on_event,
+                cancel=cancel,
+            )
+        finally:
+            bars.close()
+    result["model_file"] = str(args.model)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        from lesson7_studio.core.images import atomic_write
+
+        with atomic_write(args.out) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(text)
+    else:
+        print(_table(result))
+        for s in result["skipped"]:
+            print(f"skipped {s['path']}: {s['reason']}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from lesson7_studio.core.export import export_onnx
+    from lesson7_studio.core.restore import starter_model_path
+
+    src = starter_model_path() if args.model == "starter" else args.model
+    if args.model == "starter" and not starter_model_path().is_file():
+        from lesson7_studio.core.errors import CheckpointError
+
+        raise CheckpointError(f"The bundled starter model is missing ({starter_model_path()}).")
+    out = export_onnx(src, args.out, opset=args.opset, check=not args.no_check)
+    print(f"wrote {out}" + ("" if args.no_check else " (checked against PyTorch with onnxruntime)"))
+    return 0

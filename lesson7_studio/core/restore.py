@@ -1,0 +1,1242 @@
+"""The restoration engine: tiled inference on images of any size, batch restore of folders,
+loading of our and foreign models, and evaluation against bicubic upsampling.
+
+A *model* here is anything that follows the Restorer convention (core/models/registry.py):
+called with a float tensor (B,3,h,w) of degraded RGB in [0,1] it returns (B,3,h*s,w*s) in
+[0,1], and ``model.info`` tells ``scale`` (s), ``model_scale`` and ``size_multiple`` (the
+network input's H and W must be multiples of it, after the Restorer's own ``scale/model_scale``
+bicubic resize). Our :class:`~.models.Restorer`, the spandrel adapter below and
+:class:`~.export.OnnxRestorer` all qualify.
+
+Tiling: the low-resolution (LR) image is cut into equal tiles of ``T`` px whose *cores*
+partition the image; each tile carries ``margin`` px of real (or reflected, at the borders)
+context on every side. Neighbouring outputs are blended over ``2*feather`` px around each core
+boundary with linear ramps that sum to one, so no seam shows; the image is never padded in
+memory (tiles index it with reflected coordinates) and the output is accumulated one tile row
+at a time, so memory stays bounded for any image size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import time
+import weakref
+import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import (
+    Cancelled,
+    CheckpointError,
+    DeviceError,
+    ImageReadError,
+    ImageWriteError,
+    Lesson7Error,
+    ModelError,
+    RecipeError,
+)
+from .events import (
+    CancelToken,
+    EventCallback,
+    Finished,
+    ItemDone,
+    ItemFailed,
+    ItemSkipped,
+    Log,
+    Progress,
+    RateMeter,
+    check,
+    emit,
+)
+
+__all__ = [
+    "RestoreSummary",
+    "ModelFacts",
+    "model_facts",
+    "restore_array",
+    "restore_image",
+    "restore_folder",
+    "load_any_model",
+    "evaluate",
+    "resolve_device",
+    "available_memory",
+    "OUTPUT_FORMATS",
+    "SpandrelRestorer",
+]
+
+# --------------------------------------------------------------------------- model facts
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What tiling needs to know about a model."""
+
+    scale: int  # output px per input px (per side)
+    pre_scale: int  # the model's own bicubic resize before its network (scale / model_scale)
+    size_multiple: int  # network input H, W multiple
+    lr_multiple: int  # LR tile H, W multiple: size_multiple / gcd(size_multiple, pre_scale)
+    min_size: int  # smallest LR tile side the model accepts
+    square: bool = False  # tiles must be square (some foreign architectures)
+
+
+def model_facts(model: Any) -> ModelFacts:
+    """Scale and size constraints of a Restorer-like model (reads ``model.info``)."""
+    info = getattr(model, "info", None)
+    if info is None or not hasattr(info, "scale"):
+        raise ModelError(
+            f"{type(model).__name__} does not describe itself (no .info.scale); "
+            "wrap the network with models.restorer(name, net=...) or load it with load_any_model()."
+        )
+    scale = int(info.scale)
+    model_scale = int(getattr(info, "model_scale", scale) or scale)
+    pre = scale // model_scale if scale >= model_scale else 1
+    m = max(1, int(getattr(info, "size_multiple", 1) or 1))
+    lr_mult = m // math.gcd(m, pre)
+    min_size = int(getattr(model, "min_size", 0) or 0)
+    min_lr = max(1, -(-min_size // pre)) if min_size else 1
+    return ModelFacts(
+        scale=scale, pre_scale=pre, size_multiple=m, lr_multiple=lr_mult, min_size=min_lr,
+        square=bool(getattr(model, "square", False)),
+    )
+
+
+# --------------------------------------------------------------------------- devices, memory
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None``/"auto": CUDA (the local rank's GPU under torchrun) if present, else MPS, else CPU."""
+    if isinstance(device, torch.device):
+        dev = device
+    else:
+        name = (device or "auto").strip().lower()
+        if name == "auto":
+            if torch.cuda.is_available():
+                local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+                return torch.device("cuda", local % max(1, torch.cuda.device_count()))
+            if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise DeviceError(f"Unknown device '{device}'. Use auto, cpu, cuda, cuda:N or mps.") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"Device '{dev}' was asked for but CUDA is not available here; use --device cpu.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"Device '{dev}' does not exist: {torch.cuda.device_count()} CUDA device(s) found.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("Device 'mps' was asked for but Apple's Metal backend is not available here.")
+    return dev
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    if not text or text == "max":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def available_memory(device: torch.device | str = "cpu") -> int:
+    """Bytes that can be used now: free GPU memory, or the RAM available to this process
+    (MemAvailable, bounded by a cgroup limit where one is set)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(dev)
+        return int(free)
+    if dev.type == "mps":
+        try:
+            return int(torch.mps.recommended_max_memory() - torch.mps.current_allocated_memory())
+        except (AttributeError, RuntimeError):
+            pass
+    avail: int | None = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+                break
+    except OSError:
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = 4 << 30
+    limit = _read_int("/sys/fs/cgroup/memory.max")
+    if limit is not None:
+        used = _read_int("/sys/fs/cgroup/memory.current") or 0
+        avail = min(avail, max(0, limit - used))
+    else:
+        limit = _read_int("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        if limit is not None and limit < (1 << 60):
+            used = _read_int("/sys/fs/cgroup/memory/memory.usage_in_bytes") or 0
+            avail = min(avail, max(0, limit - used))
+    return int(avail)
+
+
+def _is_oom(err: BaseException) -> bool:
+    if isinstance(err, MemoryError):
+        return True
+    oom_type = getattr(torch, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(err, oom_type):
+        return True
+    if isinstance(err, RuntimeError):
+        msg = str(err).lower()
+        return "out of memory" in msg or "can't allocate memory" in msg or "cannot allocate memory" in msg
+    return False
+
+
+class _TileOutOfMemory(Exception):
+    """A single tile did not fit: the caller halves the tile size and starts again."""
+
+
+# --------------------------------------------------------------------------- the runner
+
+# Per-model cache: precision decisions and the activation-memory estimate, keyed by model.
+_MODEL_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+# max |fp32 - low precision| allowed on the probe tile; and the mean allowed
+PRECISION_MAX_TOL = 4.0 / 255
+PRECISION_MEAN_TOL = 0.5 / 255
+
+# largest network-input tile side: past it, bigger tiles buy nothing but memory
+_MAX_NET_TILE = {"cpu": 1024, "cuda": 2048, "mps": 1024}
+# share of the available memory one restore may use for activations
+_MEMORY_SHARE = {"cpu": 0.3, "cuda": 0.6, "mps": 0.4}
+_CPU_MEMORY_CAP = 2 << 30
+
+
+def _cache(model: Any) -> dict:
+    try:
+        return _MODEL_CACHE.setdefault(model, {})
+    except TypeError:  # not weak-referenceable: no caching
+        return {}
+
+
+def _cpu_supports_bf16() -> bool:
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class _Runner:
+    """Runs one model on batches of LR tiles: device, eval mode, channels_last, precision."""
+
+    def __init__(self, model: Any, device: torch.device | str | None, precision: str) -> None:
+        if precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ModelError(f"Unknown precision '{precision}'. Use auto, fp32, bf16 or fp16.")
+        self.model = model
+        self.facts = model_facts(model)
+        self.is_module = isinstance(model, nn.Module)
+        self.precision = precision
+        if self.is_module:
+            if device is None:
+                p = next(iter(model.parameters()), None)
+                self.device = p.device if p is not None else torch.device("cpu")
+            else:
+                self.device = resolve_device(device)
+            model.to(self.device)
+            cache = _cache(model)
+            if not cache.get("channels_last") and self.device.type in ("cpu", "cuda"):
+                model.to(memory_format=torch.channels_last)
+                cache["channels_last"] = True
+        else:
+            self.device = torch.device(getattr(model, "device", "cpu"))
+        self.dtype: torch.dtype | None = None  # autocast dtype; None = fp32
+
+    # -- one forward pass
+    def _autocast(self, dtype: torch.dtype | None):
+        if dtype is None or not self.is_module:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def forward(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """(B,3,h,w) float on CPU, channels_last -> (B,3,h*s,w*s) float32 on CPU, in [0,1]."""
+        s = self.facts.scale
+        b, _c, h, w = x.shape
+        with torch.inference_mode():
+            if self.is_module:
+                x = x.to(self.device, non_blocking=True)
+                if self.device.type in ("cpu", "cuda"):
+                    x = x.contiguous(memory_format=torch.channels_last)
+                was_training = self.model.training
+                self.model.eval()
+                try:
+                    with self._autocast(dtype):
+                        y = self.model(x)
+                finally:
+                    if was_training:
+                        self.model.train()
+            else:
+                y = self.model(x)
+            if tuple(y.shape) != (b, 3, h * s, w * s):
+                raise ModelError(
+                    f"The model returned shape {tuple(y.shape)} for input {tuple(x.shape)}; "
+                    f"expected {(b, 3, h * s, w * s)} (scale {s})."
+                )
+            return y.float().clamp(0, 1).cpu()
+
+    # -- decisions made once per model
+    def choose_precision(self, probe: torch.Tensor, high_bit_depth: bool) -> None:
+        """Pick the autocast dtype: fp32 unless a low precision stays within tolerance."""
+        self.dtype = None
+        if not self.is_module or self.precision == "fp32":
+            return
+        if self.precision == "bf16":
+            self.dtype = torch.bfloat16
+            return
+        if self.precision == "fp16":
+            self.dtype = torch.float16
+            return
+        if high_bit_depth:  # 16-bit images keep full precision
+            return
+        allowed = getattr(self.model, "precisions", None)
+        if self.device.type == "cuda":
+            cand = torch.float16 if (allowed is None or "fp16" in allowed) else None
+            if cand is None and (allowed is None or "bf16" in allowed) and torch.cuda.is_bf16_supported():
+                cand = torch.bfloat16
+        elif self.device.type == "cpu":
+            cand = torch.bfloat16 if _cpu_supports_bf16() and (allowed is None or "bf16" in allowed) else None
+        elif self.device.type == "mps":
+            cand = torch.float16 if (allowed is None or "fp16" in allowed) else None
+        else:
+            cand = None
+        if cand is None:
+            return
+        key = ("precision", str(self.device), str(cand))
+        cache = _cache(self.model)
+        if key not in cache:
+            ref = self.forward(probe, None)
+            try:
+                low = self.forward(probe, cand)
+                diff = (low - ref).abs()
+                ok = bool(torch.isfinite(low).all()) and float(diff.max()) <= PRECISION_MAX_TOL and float(
+                    diff.mean()
+                ) <= PRECISION_MEAN_TOL
+                cache[key] = (ok, float(diff.max()))
+            except RuntimeError as err:  # an op without a low-precision kernel
+                if _is_oom(err):
+                    raise
+                cache[key] = (False, float("nan"))
+        if cache[key][0]:
+            self.dtype = cand
+
+    def bytes_per_net_px(self, probe: torch.Tensor) -> float | None:
+        """Activation bytes per network-input pixel (fp32), from the sizes of every layer output
+        on a probe: an upper bound of what inference keeps alive at once."""
+        if not self.is_module:
+            return None
+        cache = _cache(self.model)
+        if "bytes_per_px" in cache:
+            return cache["bytes_per_px"]
+        total = [0]
+
+        def hook(_mod, _inp, out):
+            if isinstance(out, torch.Tensor):
+                total[0] += out.numel() * 4
+            elif isinstance(out, (tuple, list)):
+                total[0] += sum(o.numel() * 4 for o in out if isinstance(o, torch.Tensor))
+
+        handles = [m.register_forward_hook(hook) for m in self.model.modules() if not list(m.children())]
+        try:
+            self.forward(probe, None)
+        finally:
+            for h in handles:
+                h.remove()
+        net_px = probe.shape[0] * (probe.shape[2] * self.facts.pre_scale) * (probe.shape[3] * self.facts.pre_scale)
+        # attention maps grow with the square of the tile; the probe is small so this
+        # underestimates them, which the out-of-memory retry covers.
+        value = max(total[0] / net_px, 64.0)
+        cache["bytes_per_px"] = value
+        return value
+
+
+# --------------------------------------------------------------------------- tiling plan
+
+
+def _ceil_to(n: int, q: int) -> int:
+    return -(-n // q) * q
+
+
+def _reflect_index(idx: np.ndarray, n: int) -> np.ndarray:
+    """Indices into a length-n axis, reflected (without repeating the edge) any number of times."""
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    i = np.mod(idx, period)
+    return np.where(i >= n, period - i, i)
+
+
+@dataclass
+class _Axis:
+    n: int  # image length (LR px)
+    t: int  # tile length (LR px)
+    starts: list[int]  # window start of each tile (LR, may be negative)
+    bounds: list[int]  # core boundaries: 0 = b_0 < b_1 < ... < b_k = n
+    feather: int  # half-width of the blend around each inner boundary (LR px)
+
+    @property
+    def count(self) -> int:
+        return len(self.starts)
+
+    def weights(self, i: int, s: int) -> np.ndarray:
+        """Blend weights of tile i over its output window (length t*s); they sum to 1 across tiles."""
+        p = self.starts[i] * s + np.arange(self.t * s, dtype=np.float64) + 0.5
+        w = np.ones_like(p)
+        f = self.feather * s
+        if i > 0:
+            b = self.bounds[i] * s
+            w *= np.clip((p - (b - f)) / (2 * f), 0, 1) if f else (p >= b)
+        if i < self.count - 1:
+            b = self.bounds[i + 1] * s
+            w *= np.clip(((b + f) - p) / (2 * f), 0, 1) if f else (p < b)
+        return w.astype(np.float32)
+
+
+def _plan_axis(n: int, tile: int, margin: int, q: int, min_t: int) -> _Axis:
+    whole = max(_ceil_to(n + 2 * margin, q), _ceil_to(min_t, q))
+    if whole <= tile:
+        return _Axis(n, whole, [-margin], [0, n], 0)
+    core = tile - 2 * margin
+    k = -(-n // core)
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    min_core = min(b - a for a, b in zip(bounds, bounds[1:]))
+    feather = min(margin // 4, min_core // 2)
+    return _Axis(n, tile, [b - margin for b in bounds[:-1]], bounds, feather)
+
+
+def _default_margin(facts: ModelFacts) -> int:
+    # 64 network px of context on each side, at least 8 LR px
+    return max(8, -(-64 // facts.pre_scale))
+
+
+def _fit_tile(tile: int, margin: int, facts: ModelFacts) -> tuple[int, int]:
+    """Round a requested tile (LR px) to the model's multiple and shrink the margin to fit."""
+    q = facts.lr_multiple
+    t = max(_ceil_to(max(facts.min_size, 1), q), (tile // q) * q, q)
+    margin = max(0, min(margin, (t - q) // 2, t // 4))
+    return t, margin
+
+
+def _auto_tile(runner: _Runner, probe: torch.Tensor, margin: int) -> int:
+    facts = runner.facts
+    dev = runner.device.type
+    pre = facts.pre_scale
+    max_side_lr = _MAX_NET_TILE.get(dev, 1024) // pre
+    per_px = runner.bytes_per_net_px(probe)
+    if per_px is None:  # foreign runtime (ONNX): a safe fixed size
+        side = min(256, max_side_lr)
+    else:
+        if runner.dtype is not None:
+            per_px *= 0.6
+        budget = available_memory(runner.device) * _MEMORY_SHARE.get(dev, 0.3)
+        if dev == "cpu":
+            budget = min(budget, _CPU_MEMORY_CAP)
+        side_net = math.sqrt(max(budget, 1) / per_px)
+        side = min(int(side_net // pre), max_side_lr)
+    side = max(side, 2 * margin + facts.lr_multiple)
+    return max(facts.lr_multiple, (side // facts.lr_multiple) * facts.lr_multiple)
+
+
+# --------------------------------------------------------------------------- restore arrays
+
+
+def _to_float_tiles(tiles: list[np.ndarray]) -> torch.Tensor:
+    """Stack HxWx3 tiles into a (B,3,H,W) float32 tensor in [0,1] (channels_last memory)."""
+    arr = np.stack(tiles)
+    t = torch.from_numpy(arr).permute(0, 3, 1, 2)
+    if arr.dtype == np.uint8:
+        return t.float().div_(255.0)
+    if arr.dtype == np.uint16:
+        return t.to(torch.float32).div_(65535.0)
+    return t.float()
+
+
+def _quantize(band: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    np.clip(band, 0.0, 1.0, out=band)
+    if dtype == np.uint8:
+        return np.rint(band * 255.0).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.rint(band * 65535.0).astype(np.uint16)
+    return band.astype(dtype, copy=True)
+
+
+def _probe_tile(arr: np.ndarray, facts: ModelFacts) -> torch.Tensor:
+    """A small tile from the middle of the image (reflected where the image is smaller)."""
+    q = facts.lr_multiple
+    p = _ceil_to(max(48, facts.min_size), q)
+    h, w = arr.shape[:2]
+    rows = _reflect_index(np.arange(p) + (h - p) // 2, h)
+    cols = _reflect_index(np.arange(p) + (w - p) // 2, w)
+    return _to_float_tiles([arr[rows][:, cols]])
+
+
+def _run_tiles(
+    runner: _Runner,
+    arr: np.ndarray,
+    tile: int,
+    margin: int,
+    batch_size: int,
+    on_event: Optional[EventCallback],
+    cancel: Optional[CancelToken],
+) -> np.ndarray:
+    facts = runner.facts
+    s = facts.scale
+    h, w = arr.shape[:2]
+    q = facts.lr_multiple
+    ay = _plan_axis(h, tile, margin, q, facts.min_size)
+    ax = _plan_axis(w, tile, margin, q, facts.min_size)
+    if facts.square and ay.t != ax.t:
+        side = max(ay.t, ax.t)
+        ay, ax = _plan_axis(h, side, margin, q, side), _plan_axis(w, side, margin, q, side)
+    total = ay.count * ax.count
+    out = np.empty((h * s, w * s, 3), dtype=arr.dtype)
+    wxs = [ax.weights(j, s) for j in range(ax.count)]
+    carry: np.ndarray | None = None
+    done = 0
+    for i in range(ay.count):
+        lo = 0 if i == 0 else (ay.bounds[i] - ay.feather) * s
+        hi = h * s if i == ay.count - 1 else (ay.bounds[i + 1] + ay.feather) * s
+        band = np.zeros((hi - lo, w * s, 3), dtype=np.float32)
+        if carry is not None:
+            band[: carry.shape[0]] += carry
+        wy = ay.weights(i, s)
+        y0 = ay.starts[i] * s  # output row of the window's first row
+        r0, r1 = max(lo, y0), min(hi, y0 + ay.t * s)
+        wy_cut = wy[r0 - y0 : r1 - y0, None, None]
+        rows = _reflect_index(np.arange(ay.starts[i], ay.starts[i] + ay.t), h)
+        strip = arr[rows]  # (t, W, 3)
+        j = 0
+        while j < ax.count:
+            check(cancel)
+            js = list(range(j, min(j + batch_size, ax.count)))
+            tiles = [strip[:, _reflect_index(np.arange(ax.starts[k], ax.starts[k] + ax.t), w)] for k in js]
+            x = _to_float_tiles(tiles)
+            try:
+                y = runner.forward(x, runner.dtype)
+            except Exception as err:
+                if not _is_oom(err):
+                    raise
+                del x
+                if runner.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if batch_size > 1:
+                    batch_size = max(1, batch_size // 2)
+                    continue
+                raise _TileOutOfMemory() from err
+            yn = y.permute(0, 2, 3, 1).numpy()  # (B, t*s, t*s, 3)
+            for b, k in enumerate(js):
+                x0 = ax.starts[k] * s
+                c0, c1 = max(0, x0), min(w * s, x0 + ax.t * s)
+                wx = wxs[k][c0 - x0 : c1 - x0]
+                band[r0 - lo : r1 - lo, c0:c1] += yn[b, r0 - y0 : r1 - y0, c0 - x0 : c1 - x0] * wy_cut * wx[None, :, None]
+            done += len(js)
+            j += len(js)
+            emit(on_event, Progress(done=done, total=total, stage="tiles"))
+        fin = hi if i == ay.count - 1 else (ay.bounds[i + 1] - ay.feather) * s
+        out[lo:fin] = _quantize(band[: fin - lo], arr.dtype)
+        carry = band[fin - lo :].copy() if i < ay.count - 1 else None
+        del band
+    return out
+
+
+def restore_array(
+    model: Any,
+    arr: np.ndarray,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    on_event: Optional[EventCallback] = None,
+    cancel: Optional[CancelToken] = None,
+) -> np.ndarray:
+    """Restore an HxWx3 array (uint8, uint16, or float in [0,1]) -> (H*s)x(W*s)x3, same dtype.
+
+    ``tile``: LR tile side in px (rounded to the model's multiple); None picks it from the
+    memory available. ``overlap``: LR context px on each tile side (None: 64 network px).
+    ``precision``: "auto" (bf16 on CPUs that support it, fp16 on CUDA, each only if the model's
+    output on a probe tile stays within 4/255 of fp32; fp32 for 16-bit images), "fp32", "bf16"
+    or "fp16". Out of memory halves the tile and starts the image again.
+    """
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ModelError(f"restore_array needs an HxWx3 array, got shape {arr.shape}.")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ModelError("Cannot restore an empty image.")
+    if arr.dtype not in (np.uint8, np.uint16):
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+    runner = _Runner(model, device, precision)
+    facts = runner.facts
+    probe = _probe_tile(arr, facts)
+    runner.choose_precision(probe, high_bit_depth=arr.dtype == np.uint16)
+    margin = _default_margin(facts) if overlap is None else max(0, int(overlap))
+    t = tile if tile else _auto_tile(runner, probe, margin)
+    t, margin = _fit_tile(int(t), margin, facts)
+    if batch_size is None:
+        batch_size = 1 if runner.device.type == "cpu" else 8
+    while True:
+        try:
+            return _run_tiles(runner, arr, t, margin, max(1, int(batch_size)), on_event, cancel)
+        except _TileOutOfMemory as err:
+            smaller = (t // 2 // facts.lr_multiple) * facts.lr_multiple
+            if smaller < max(facts.lr_multiple, facts.min_size):
+                raise DeviceError(
+                    f"Out of memory on {runner.device} even with {t} px tiles. Close other programs "
+                    "or use a smaller model or another device."
+                ) from err.__cause__
+            emit(on_event, Log(f"Out of memory with {t} px tiles; retrying with {smaller} px.", level="warning"))
+            t, margin = _fit_tile(smaller, margin, facts)
+            batch_size = 1
+
+
+# --------------------------------------------------------------------------- restore images
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R BT.601 luma (as PIL's "L" conversion), same dtype as the input."""
+    y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if rgb.dtype == np.uint8:
+        return np.clip(np.rint(y), 0, 255).astype(np.uint8)
+    if rgb.dtype == np.uint16:
+        return np.clip(np.rint(y), 0, 65535).astype(np.uint16)
+    return y.astype(rgb.dtype)
+
+
+def _resize_plane(plane: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bicubic resize of one HxW plane (alpha) keeping its dtype."""
+    from PIL import Image
+
+    if plane.shape[1] == width and plane.shape[0] == height:
+        return plane.copy()
+    img = Image.fromarray(plane.astype(np.float32), mode="F")
+    out = np.asarray(img.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
+    if plane.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if plane.dtype == np.uint16:
+        return np.clip(np.rint(out), 0, 65535).astype(np.uint16)
+    return out.astype(plane.dtype)
+
+
+def restore_image(
+    model: Any,
+    img: Any,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    on_event: Optional[EventCallback] = None,
+    cancel: Optional[CancelToken] = None,
+) -> Any:
+    """Restore an :class:`~.images.ImageData`; returns a new one at ``scale`` times the size.
+
+    Alpha is resized (bicubic) separately and put back, greyscale inputs are restored as RGB and
+    returned grey, 16-bit stays 16-bit (and fp32, under precision "auto"); EXIF, ICC, format
+    and path are kept. See :func:`restore_array` for the other arguments.
+    """
+    out = restore_array(
+        model, img.rgb, tile=tile, overlap=overlap, device=device, precision=precision,
+        on_event=on_event, cancel=cancel,
+    )
+    if getattr(img, "is_grey", False):
+        out = np.repeat(_luma(out)[:, :, None], 3, axis=2)
+    alpha = img.alpha
+    if alpha is not None:
+        alpha = _resize_plane(alpha, out.shape[1], out.shape[0])
+    extra = dict(getattr(img, "extra", None) or {})
+    return dataclasses.replace(img, rgb=out, alpha=alpha, extra=extra)
+
+
+# --------------------------------------------------------------------------- restore folders
+
+# --format choices -> (PIL format, file extension)
+OUTPUT_FORMATS: dict[str, tuple[str, str]] = {
+    "png": ("PNG", ".png"),
+    "jpg": ("JPEG", ".jpg"),
+    "jpeg": ("JPEG", ".jpg"),
+    "webp": ("WEBP", ".webp"),
+    "tiff": ("TIFF", ".tif"),
+    "tif": ("TIFF", ".tif"),
+}
+
+
+@dataclass
+class RestoreSummary:
+    """What a folder restore did. ``failed``: (source path, reason) pairs."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    megapixels: float = 0.0  # input megapixels restored
+    seconds: float = 0.0
+    dst: Path | None = None
+    total: int = 0  # files this process was responsible for
+    unreadable: int = 0  # how many of ``failed`` could not be read (not images, damaged)
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def ok(self) -> bool:
+        """Every readable image was restored (or skipped as already done)."""
+        return len(self.failed) == self.unreadable
+
+    @property
+    def megapixels_per_s(self) -> float:
+        return self.megapixels / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "done": self.done,
+            "skipped": self.skipped,
+            "failed": [{"path": str(p), "reason": r} for p, r in self.failed],
+            "megapixels": round(self.megapixels, 4),
+            "seconds": round(self.seconds, 3),
+            "dst": str(self.dst) if self.dst else None,
+            "total": self.total,
+            "unreadable": self.unreadable,
+            "rank": self.rank,
+            "world_size": self.world_size,
+        }
+
+
+def _dist_share() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) outside it."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        rank = int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0, 1
+    if world < 1 or not 0 <= rank < world:
+        return 0, 1
+    return rank, world
+
+
+def _writable_ext(ext: str) -> bool:
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.registered_extensions().get(ext.lower())
+    return fmt is not None and fmt in Image.SAVE
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _plan_outputs(
+    files: list[Path], src_root: Path, dst: Path, keep_tree: bool, out_format: str
+) -> list[tuple[Path, Path, str | None]]:
+    """(source, output path, PIL format or None for "by extension") for every file."""
+    fmt = out_format.lower()
+    if fmt != "keep" and fmt not in OUTPUT_FORMATS:
+        raise Lesson7Error(f"Unknown output format '{out_format}'. Use keep, {', '.join(sorted(set(OUTPUT_FORMATS)))}.")
+    plan = []
+    used: set[Path] = set()
+    for f in files:
+        rel = f.relative_to(src_root) if src_root != f else Path(f.name)
+        if fmt == "keep":
+            if _writable_ext(f.suffix):
+                ext, pil = f.suffix, None
+            else:  # e.g. HEIC without its writer
+                ext, pil = ".png", "PNG"
+        else:
+            pil, ext = OUTPUT_FORMATS[fmt]
+        name = rel.with_suffix(ext) if keep_tree else Path(rel.stem + ext)
+        out = dst / name
+        n = 2
+        while out in used:  # flat output: same stem in two folders
+            out = dst / name.with_name(f"{name.stem}-{n}{ext}")
+            n += 1
+        used.add(out)
+        plan.append((f, out, pil))
+    return plan
+
+
+def _clean_stale_parts(folder: Path, name: str) -> None:
+    """Remove temp files that a killed earlier run left for output ``name``.
+
+    atomic_write names them '.<name>.<pid>-<hex>.part'; only those of dead processes go.
+    """
+    try:
+        stale = list(folder.glob(f".{name}.*.part"))
+    except OSError:
+        return
+    for p in stale:
+        pid_text = p.name[len(name) + 2 :].split("-", 1)[0]
+        if pid_text.isdigit():
+            pid = int(pid_text)
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, 0)
+                continue  # that writer is alive
+            except ProcessLookupError:
+                pass
+            except (PermissionError, OSError):
+                continue
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+def restore_folder(
+    model: Any,
+    src: str | Path,
+    dst: str | Path,
+    *,
+    recursive: bool = True,
+    keep_tree: bool = True,
+    skip_existing: bool = False,
+    out_format: str = "keep",
+    tile: int | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    allow_in_place: bool = False,
+    max_pixels: int | None = None,
+    quality: int = 95,
+    on_event: Optional[EventCallback] = None,
+    cancel: Optional[CancelToken] = None,
+) -> RestoreSummary:
+    """Restore every image of ``src`` (a folder, or one file) into the folder ``dst``.
+
+    Keeps the folder tree (``keep_tree``) and each file's format (``out_format="keep"``, else
+    png/jpg/webp/tiff with the extension changed). Writes are atomic, so an output that exists is
+    complete: ``skip_existing`` makes a rerun resume where a cancelled or killed run stopped.
+    A file that cannot be read, restored or written is reported (ItemFailed, ``summary.failed``)
+    and the batch goes on. Files inside ``dst`` are never taken as sources. No source file is
+    overwritten unless ``allow_in_place``. Under torchrun (RANK / WORLD_SIZE set) each rank
+    restores its share ``files[rank::world]`` of the sorted list. Cancel stops between tiles and
+    leaves no partial file.
+    """
+    from . import images
+
+    src = Path(src).expanduser()
+    dst = Path(dst).expanduser()
+    if not src.exists():
+        raise Lesson7Error(f"Source {src} does not exist.")
+    src_r, dst_r = src.resolve(), dst.resolve()
+    if dst_r.exists() and not dst_r.is_dir():
+        raise Lesson7Error(f"Destination {dst} is a file; give a folder.")
+    if src_r.is_dir():
+        if dst_r == src_r and not allow_in_place:
+            raise Lesson7Error(
+                f"Refusing to write into the source folder {src}: choose another destination "
+                "(or allow in-place writes explicitly)."
+            )
+        files = [p for p in images.iter_images(src, recursive=recursive) if not _is_within(p.resolve(), dst_r) or dst_r == src_r]
+        src_root = src
+    else:
+        files = [src]
+        src_root = src
+    plan = _plan_outputs(files, src_root, dst, keep_tree, out_format)
+    sources = {f.resolve() for f in files}
+    rank, world = _dist_share()
+    plan = plan[rank::world]
+    summary = RestoreSummary(dst=dst, total=len(plan), rank=rank, world_size=world)
+    meter = RateMeter(len(plan))
+    t0 = time.perf_counter()
+    load_kw = {} if max_pixels is None else {"max_pixels": max_pixels}
+
+    def load(path: Path):
+        return images.load_image(path, **load_kw)
+
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore-io")
+    pending_save: tuple[Path, Path, float, Future] | None = None
+
+    def finish_save() -> None:
+        nonlocal pending_save
+        if pending_save is None:
+            return
+        path, out, mp, fut = pending_save
+        pending_save = None
+        try:
+            fut.result()
+        except Exception as err:  # reported, never fatal to the batch
+            reason = err.reason if isinstance(err, ImageWriteError) else f"cannot write {out}: {type(err).__name__}: {err}"
+            summary.failed.append((path, reason))
+            emit(on_event, ItemFailed(path=path, reason=reason))
+            return
+        summary.done += 1
+        summary.megapixels += mp
+        emit(on_event, ItemDone(path=path, output=out, info={"megapixels": mp}))
+
+    def progress(done: int, name: str) -> None:
+        _rate, eta = meter.update(done)
+        elapsed = time.perf_counter() - t0
+        mps = summary.megapixels / elapsed if elapsed > 0 and summary.megapixels else None
+        emit(
+            on_event,
+            Progress(done=done, total=len(plan), message=name, stage="restore", rate=mps, rate_unit="MP/s", eta_s=eta),
+        )
+
+    todo: list[tuple[Path, Path, str | None]] = []
+    for path, out, pil in plan:
+        if not allow_in_place and out.resolve() in sources:
+            reason = f"output {out} would overwrite a source file"
+            summary.failed.append((path, reason))
+            emit(on_event, ItemFailed(path=path, reason=reason))
+        elif skip_existing and out.exists():
+            summary.skipped += 1
+            emit(on_event, ItemSkipped(path=path, reason=f"{out} exists"))
+        else:
+            todo.append((path, out, pil))
+    handled = len(plan) - len(todo)
+    progress(handled, "")
+
+    def fail(idx: int, path: Path, reason: str) -> None:
+        summary.failed.append((path, reason))
+        emit(on_event, ItemFailed(path=path, reason=reason))
+        progress(handled + idx + 1, path.name)
+
+    try:
+        next_load: Future | None = pool.submit(load, todo[0][0]) if todo else None
+        for idx, (path, out, pil) in enumerate(todo):
+            check(cancel)
+            fut, next_load = next_load, None
+            if idx + 1 < len(todo):  # decode the next file while this one is restored
+                next_load = pool.submit(load, todo[idx + 1][0])
+            try:
+                img = fut.result()
+            except ImageReadError as err:
+                summary.unreadable += 1
+                fail(idx, path, err.reason)
+                continue
+            except (OSError, ValueError) as err:
+                summary.unreadable += 1
+                fail(idx, path, f"cannot read: {err}")
+                continue
+            mp = img.rgb.shape[0] * img.rgb.shape[1] / 1e6
+            try:
+                restored = restore_image(model, img, tile=tile, device=device, precision=precision, cancel=cancel)
+            except (Cancelled, DeviceError):
+                raise
+            except (Lesson7Error, RuntimeError, ValueError) as err:
+                fail(idx, path, f"cannot restore: {err}")
+                continue
+            del img
+            finish_save()  # the previous file's write, which ran while this one was restored
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _clean_stale_parts(out.parent, out.name)
+            pending_save = (path, out, mp, pool.submit(images.save_image, restored, out, format=pil, quality=quality))
+            del restored
+            progress(handled + idx + 1, path.name)
+        finish_save()
+    except Cancelled:
+        finish_save()  # a write in flight completes (atomic either way) and is reported
+        raise
+    finally:
+        if pending_save is not None:
+            with contextlib.suppress(Exception):
+                pending_save[3].result()
+        pool.shutdown(wait=True, cancel_futures=True)
+    summary.seconds = time.perf_counter() - t0
+    emit(on_event, Finished(summary=summary.to_dict()))
+    return summary
+
+
+# --------------------------------------------------------------------------- loading models
+
+SPANDREL_HINT = 'Install the optional extra: pip install "lesson7-studio[spandrel]"'
+_FOREIGN_TORCH_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+
+
+def starter_model_path() -> Path:
+    """Where the bundled starter model lives (resources/models/starter.safetensors)."""
+    from .project import resources_dir
+
+    return resources_dir() / "models" / "starter.safetensors"
+
+
+class SpandrelRestorer(nn.Module):
+    """A spandrel ``ImageModelDescriptor`` behind the Restorer convention: (B,3,h,w) in [0,1]
+    -> (B,3,h*s,w*s) in [0,1], with ``.info`` (a ModelInfo), ``min_size``, ``square`` and the
+    ``precisions`` the architecture supports."""
+
+    def __init__(self, descriptor: Any, source: Path | None = None) -> None:
+        super().__init__()
+        from .models.registry import ModelInfo
+
+        self.net = descriptor.model
+        self.in_channels = int(descriptor.input_channels)
+        self.out_channels = int(descriptor.output_channels)
+        if self.in_channels not in (1, 3) or self.out_channels not in (1, 3):
+            raise ModelError(
+                f"{source.name if source else 'The model'} takes {self.in_channels} and gives "
+                f"{self.out_channels} channels; only RGB or grey image models can restore photos."
+            )
+        req = descriptor.size_requirements
+        self.min_size = int(getattr(req, "minimum", 0) or 0)
+        self.square = bool(getattr(req, "square", False))
+        arch = descriptor.architecture
+        arch_name = getattr(arch, "name", None) or str(getattr(arch, "id", "model"))
+        self.precisions = {"fp32"}
+        if getattr(descriptor, "supports_half", False):
+            self.precisions.add("fp16")
+        if getattr(descriptor, "supports_bfloat16", False):
+            self.precisions.add("bf16")
+        self.info = ModelInfo(
+            name=f"spandrel:{arch_name}",
+            description=f"{arch_name} x{descriptor.scale} ({descriptor.purpose}) loaded by spandrel"
+            + (f" from {source.name}" if source else ""),
+            kind="restorer",
+            options={"architecture": str(getattr(arch, "id", arch_name)), "file": str(source) if source else None},
+            params=sum(p.numel() for p in self.net.parameters()),
+            in_channels=3,
+            out_channels=3,
+            scale=int(descriptor.scale),
+            model_scale=int(descriptor.scale),
+            size_multiple=int(getattr(req, "multiple_of", 1) or 1),
+            mean=None,
+            std=None,
+        )
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.in_channels == 1:
+            x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        y = self.net(x)
+        if self.out_channels == 1:
+            y = y.expand(-1, 3, -1, -1)
+        return y.clamp(0, 1) if not self.training else y
+
+
+def _load_spandrel(path: Path, device: torch.device) -> SpandrelRestorer:
+    from . import checkpoint
+
+    # Tensors first, through our safe reader: a pickle with code is refused before anything else.
+    sd = checkpoint.load_foreign_state_dict(path)
+    try:
+        import spandrel
+    except ImportError:
+        raise ModelError(
+            f"{path.name} is not a Lesson7 Studio checkpoint; community models (ESRGAN, Real-ESRGAN, "
+            "SwinIR, ...) are loaded with spandrel, which is not installed.",
+            hint=SPANDREL_HINT,
+        ) from None
+    try:
+        desc = spandrel.ModelLoader(device=torch.device("cpu")).load_from_state_dict(sd)
+    except Exception as err:  # spandrel's UnsupportedModelError and shape mismatches
+        raise CheckpointError(f"{path.name}: spandrel does not recognise this architecture ({err}).") from None
+    if not isinstance(desc, spandrel.ImageModelDescriptor):
+        raise ModelError(f"{path.name} is a {type(desc).__name__} (e.g. inpainting); it cannot restore photos.")
+    return SpandrelRestorer(desc, path).to(device)
+
+
+def load_any_model(path_or_name: str | os.PathLike, device: str | torch.device | None = None) -> Any:
+    """A Restorer-like model from a file or the name "starter".
+
+    Our ``.safetensors`` checkpoints are rebuilt from their metadata; ``.onnx`` files run with
+    onnxruntime (:class:`~.export.OnnxRestorer`); other ``.safetensors`` / ``.pth`` / ``.pt`` /
+    ``.ckpt`` files are read safely (never unpickling code: UnsafeFileError) and their
+    architecture is recognised by spandrel (optional extra). ``device``: see
+    :func:`resolve_device`.
+    """
+    from . import checkpoint
+    from .models import registry
+
+    dev = resolve_device(device)
+    key = str(path_or_name)
+    if key == "starter":
+        path = starter_model_path()
+        if not path.is_file():
+            raise CheckpointError(
+                f"The bundled starter model is missing ({path}).",
+                hint="Reinstall Lesson7 Studio, or pass a model file with --model.",
+            )
+    else:
+        path = Path(key).expanduser()
+        if not path.exists():
+            if key in registry.names():
+                raise ModelError(
+                    f"'{key}' names an architecture, not a trained model: its weights would be random.",
+                    hint="Train one (lesson7-studio train) and pass its model.safetensors, or use the starter model.",
+                )
+            raise CheckpointError(f"Model file not found: {path}")
+        if path.is_dir():
+            found = path / "model.safetensors"
+            if not found.is_file():
+                raise CheckpointError(f"{path} is a folder without a model.safetensors; pass the model file itself.")
+            path = found
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from .export import OnnxRestorer
+
+        return OnnxRestorer(path)
+    if suffix == ".safetensors":
+        if checkpoint.is_lesson7_checkpoint(path):
+            from .models.layers import bake_parametrizations
+
+            loaded = checkpoint.load_model(path, device=dev)
+            # for inference: plain weights, not recomputed from their weight/spectral norm each call
+            model = bake_parametrizations(loaded.restorer()).eval()
+            model.checkpoint_meta = loaded.meta  # type: ignore[attr-defined]
+            return model
+        return _load_spandrel(path, dev)
+    if suffix in _FOREIGN_TORCH_SUFFIXES or suffix in checkpoint.FOREIGN_SUFFIXES:
+        return _load_spandrel(path, dev)
+    raise CheckpointError(
+        f"Cannot load {path.name}: use a .safetensors checkpoint, an .onnx file or community "
+        ".pth/.pt/.ckpt weights."
+    )
+
+
+# --------------------------------------------------------------------------- evaluation
+
+_BASELINE_FILTERS = {"bicubic": "BICUBIC", "lanczos": "LANCZOS", "bilinear": "BILINEAR", "nearest": "NEAREST"}
+
+
+def _metric_row(out: np.ndarray, hr: np.ndarray, border: int) -> dict[str, float]:
+    from . import metrics
+
+    return {
+        "psnr_y": metrics.psnr(out, hr, y_channel=True, crop=border),
+        "psnr_rgb": metrics.psnr(out, hr, crop=border),
+        "ssim_y": metrics.ssim(out, hr, y_channel=True, crop=border),
+    }
+
+
+def _mean_rows(rows: list[dict[str, float]]) -> dict[str, float]:
+    if not rows:
+        return {}
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def evaluate(
+    model: Any,
+    folder: str | os.PathLike,
+    recipe: Any,
+    seed: int = 0,
+    *,
+    baselines: Sequence[str | tuple[str, Callable[[Any, tuple[int, int]], Any]]] = ("bicubic",),
+    tile: int | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    recursive: bool = True,
+    max_images: int | None = None,
+    on_event: Optional[EventCallback] = None,
+    cancel: Optional[CancelToken] = None,
+) -> dict[str, Any]:
+    """Crappify each ground-truth image of ``folder`` with ``recipe`` (its seed derived from
+    ``seed`` and the file's relative path, as datasets.build_pairs does), restore it, and score
+    the model and each baseline against the original.
+
+    Scores: Y-PSNR and SSIM on BT.601 luma and RGB-PSNR, with ``border`` = the recipe's scale
+    (the model's when the recipe has none) cropped from every side; outputs of another size
+    than the original (recipes without a fixed scale) are resized to it (bicubic) first. The
+    HR image is cropped top-left to a multiple of the scale. Baselines: "bicubic", "lanczos",
+    "bilinear", "nearest" (Pillow upsampling of the degraded image) or ``(name, fn)`` with
+    ``fn(lr_pil, (w, h)) -> PIL image``. Unreadable images are listed under "skipped".
+    Returns per-image rows, means and the mean Y-PSNR gain of the model over each baseline.
+    """
+    from PIL import Image
+
+    from . import images
+    from .crappify import apply_recipe, get_recipe, prepare_hr
+    from .datasets import item_seed
+
+    rec = get_recipe(recipe)
+    folder = Path(folder).expanduser()
+    files = list(images.iter_images(folder, recursive=recursive))
+    if max_images is not None:
+        files = files[: max(0, int(max_images))]
+    if not files:
+        raise Lesson7Error(f"No images found in {folder}.")
+    facts = model_facts(model)
+    border = int(rec.scale or facts.scale)
+    if rec.scale and rec.scale != facts.scale:
+        emit(on_event, Log(
+            f"The model restores x{facts.scale} but recipe '{rec.name}' degrades x{rec.scale}; "
+            "outputs are resized to the original size before scoring.", level="warning"))
+    named: list[tuple[str, Callable[[Any, tuple[int, int]], Any]]] = []
+    for b in baselines:
+        if isinstance(b, tuple):
+            named.append((str(b[0]), b[1]))
+        elif b in _BASELINE_FILTERS:
+            flt = getattr(Image.Resampling, _BASELINE_FILTERS[b])
+            named.append((b, lambda lr, size, flt=flt: lr.resize(size, flt)))
+        else:
+            raise Lesson7Error(f"Unknown baseline '{b}'. Use {', '.join(_BASELINE_FILTERS)} or (name, function).")
+    rows: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    t0 = time.perf_counter()
+    meter = RateMeter(len(files))
+    for i, path in enumerate(files):
+        check(cancel)
+        rel = path.relative_to(folder).as_posix()
+        try:
+            data = images.load_image(path)
+            hr_pil, _changed = prepare_hr(data, rec.scale, None)
+        except (ImageReadError, Lesson7Error) as err:
+            reason = getattr(err, "reason", None) or str(err)
+            skipped.append({"path": str(path), "reason": reason})
+            emit(on_event, ItemFailed(path=path, reason=reason))
+            continue
+        lr_pil = apply_recipe(hr_pil, rec, item_seed(seed, rel)).image
+        hr = np.asarray(hr_pil, dtype=np.float32) / 255.0
+        lr_data = images.from_pil(lr_pil)
+        out_img = restore_image(model, lr_data, tile=tile, device=device, precision=precision, cancel=cancel)
+        out = images.to_float(out_img)
+        resized = out.shape[:2] != hr.shape[:2]
+        if resized:
+            pil = Image.fromarray(out_img.rgb).resize(hr_pil.size, Image.Resampling.BICUBIC)
+            out = np.asarray(pil, dtype=np.float32) / 255.0
+        row: dict[str, Any] = {
+            "file": rel,
+            "size": [hr_pil.width, hr_pil.height],
+            "lr_size": [lr_pil.width, lr_pil.height],
+            "model": _metric_row(out, hr, border),
+        }
+        if resized:
+            row["resized"] = True
+        for name, fn in named:
+            base = np.asarray(fn(lr_pil, hr_pil.size).convert("RGB"), dtype=np.float32) / 255.0
+            row[name] = _metric_row(base, hr, border)
+        rows.append(row)
+        emit(on_event, ItemDone(path=path, info={k: row[k] for k in row if k not in ("file",)}))
+        _rate, eta = meter.update(i + 1)
+        emit(on_event, Progress(done=i + 1, total=len(files), message=rel, stage="eval", eta_s=eta))
+    if not rows:
+        raise Lesson7Error(f"None of the {len(files)} images in {folder} could be read.")
+    mean = {"model": _mean_rows([r["model"] for r in rows])}
+    for name, _fn in named:
+        mean[name] = _mean_rows([r[name] for r in rows])
+    info = getattr(model, "info", None)
+    result = {
+        "model": getattr(info, "name", type(model).__name__),
+        "folder": str(folder),
+        "recipe": rec.name,
+        "recipe_hash": rec.hash(),
+        "seed": int(seed),
+        "scale": facts.scale,
+        "border": border,
+        "precision": precision,
+        "count": len(rows),
+        "metrics": ["psnr_y", "psnr_rgb", "ssim_y"],
+        "mean": mean,
+        "gain_psnr_y": {name: mean["model"]["psnr_y"] - mean[name]["psnr_y"] for name, _ in named},
+        "images": rows,
+        "skipped": skipped,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    emit(on_event, Finished(summary={k: result[k] for k in ("model", "count", "mean", "gain_psnr_y")}))
+    return result

@@ -1,0 +1,176 @@
+"""What every panel shares: the project, the settings, the device and the running workers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from lesson7_studio.gui import qtcompat  # noqa: F401  (must come before any emit)
+from PySide6.QtCore import QObject, QSettings, Signal
+
+from lesson7_studio.core.project import Project, config_dir, starter_models
+
+from .workers import Worker
+
+RECENT_LIMIT = 10
+
+
+class Settings:
+    """QSettings in an ini file (``<config dir>/settings.ini`` unless ``path`` is given).
+
+    Values come back with the type of ``default`` (ini files store strings).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else config_dir() / "settings.ini"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.qsettings = QSettings(str(self.path), QSettings.Format.IniFormat)
+
+    def value(self, key: str, default: Any = None) -> Any:
+        v = self.qsettings.value(key, default)
+        if v is None or default is None or isinstance(v, type(default)) and not isinstance(default, list):
+            return v
+        try:
+            if isinstance(default, bool):
+                return v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
+            if isinstance(default, int):
+                return int(float(v))
+            if isinstance(default, float):
+                return float(v)
+            if isinstance(default, list):
+                if v in ("", None):
+                    return []
+                return list(v) if isinstance(v, (list, tuple)) else [v]
+            if isinstance(default, str):
+                return str(v)
+        except (TypeError, ValueError):
+            return default
+        return v
+
+    def set_value(self, key: str, value: Any) -> None:
+        self.qsettings.setValue(key, value)
+
+    def remove(self, key: str) -> None:
+        self.qsettings.remove(key)
+
+    def recent(self, key: str) -> list[str]:
+        return [str(v) for v in self.value(key, []) if v]
+
+    def add_recent(self, key: str, item: str | os.PathLike[str], limit: int = RECENT_LIMIT) -> list[str]:
+        item = str(item)
+        items = [item] + [v for v in self.recent(key) if v != item]
+        items = items[:limit]
+        self.set_value(key, items)
+        return items
+
+    def sync(self) -> None:
+        self.qsettings.sync()
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A restoration model the user can pick: a label for lists and the .safetensors path."""
+
+    label: str
+    path: Path
+    source: str = "project"  # "starter" | "project" | "run"
+
+
+def detect_device() -> str:
+    """"cuda" when a CUDA GPU is usable, "mps" on Apple silicon, else "cpu"."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+class AppContext(QObject):
+    """Project, settings, device and workers, shared by the main window and all panels."""
+
+    project_changed = Signal(object)  # Project
+    models_changed = Signal()
+    runs_changed = Signal()
+    datasets_changed = Signal()
+    status_message = Signal(str)
+    model_chosen = Signal(str, object)  # registry name, options dict (Model panel -> Train panel)
+
+    def __init__(
+        self,
+        project: Project | None = None,
+        settings: Settings | None = None,
+        device: str | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings if settings is not None else Settings()
+        if project is None:
+            from lesson7_studio.core.project import default_project
+
+            project = default_project()
+        self.project: Project = project
+        self.device: str = device or detect_device()
+        self._workers: set[Worker] = set()
+        self.model_choice: tuple[str, dict[str, Any]] = ("unet-lite", {})
+
+    # ------------------------------------------------------------------ model choice
+    def set_model_choice(self, name: str, options: dict[str, Any]) -> None:
+        """The architecture the Train panel trains next (set by the Model panel)."""
+        self.model_choice = (name, dict(options))
+        self.model_chosen.emit(name, dict(options))
+
+    # ------------------------------------------------------------------ project
+    def set_project(self, project: Project) -> None:
+        project.create()
+        self.project = project
+        self.settings.add_recent("recent/projects", project.root)
+        self.settings.set_value("project/last", str(project.root))
+        self.project_changed.emit(project)
+        self.datasets_changed.emit()
+        self.runs_changed.emit()
+        self.models_changed.emit()
+
+    # ------------------------------------------------------------------ workers
+    def start_worker(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Worker:
+        """Start ``fn(*args, on_event=, cancel=, **kwargs)`` in a Worker; kept alive until done.
+
+        Connect to the returned worker's signals right away (they are delivered through the
+        event loop, so nothing is missed)."""
+        worker = Worker(fn, *args, **kwargs)
+        worker.setParent(self)
+        self._workers.add(worker)
+        worker.done.connect(lambda w=worker: self._forget(w))
+        return worker.start()
+
+    def _forget(self, worker: Worker) -> None:
+        # Panels may still hold the worker (to read its result): Python frees it when unused.
+        self._workers.discard(worker)
+        worker.setParent(None)
+
+    def running_workers(self) -> list[Worker]:
+        return [w for w in self._workers if w.is_running()]
+
+    def cancel_all(self, wait_ms: int = 10000) -> bool:
+        """Cancel every running worker and wait for them; False if one did not stop in time."""
+        workers = list(self._workers)
+        for w in workers:
+            w.cancel()
+        return all(w.wait(wait_ms) for w in workers)
+
+    # ------------------------------------------------------------------ models
+    def available_models(self) -> list[ModelChoice]:
+        """Starter model(s), the project's models/*.safetensors, then each finished run's model."""
+        out: list[ModelChoice] = []
+        for p in starter_models():
+            out.append(ModelChoice(f"Starter: {p.stem}", p, "starter"))
+        for p in self.project.list_models():
+            out.append(ModelChoice(p.stem, p, "project"))
+        for run in self.project.list_runs():
+            if run.has_model:
+                out.append(ModelChoice(f"Run: {run.name}", run.model_path, "run"))
+        return out

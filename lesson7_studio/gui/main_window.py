@@ -1,0 +1,418 @@
+"""The main window: a sidebar of panels, menus, a status bar showing project and device."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+from lesson7_studio.gui import qtcompat  # noqa: F401
+from PySide6.QtCore import QByteArray, QSize, Qt, QUrl
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QWidget,
+)
+
+from lesson7_studio import __version__
+from lesson7_studio.core.project import Project, data_dir, resources_dir
+
+from .context import AppContext
+from .errors import show_error
+
+# (key, sidebar label, icon file, tooltip)
+PANELS = [
+    ("data", "Data", "data.svg", "Choose photos, tune the crappifier, build a paired dataset"),
+    ("model", "Model", "model.svg", "Pick an architecture and its options"),
+    ("train", "Train", "train.svg", "Train with live curves and sample predictions"),
+    ("compare", "Compare", "compare.svg", "Restore an image and compare before / after"),
+    ("inspect", "Inspect", "inspect.svg", "Scrub through a GAN run's epochs and critic scores"),
+    ("restore", "Restore", "restore.svg", "Restore a whole folder of photos"),
+]
+
+
+def icon(name: str) -> QIcon:
+    return QIcon(str(resources_dir() / "icons" / name))
+
+
+def _panel_classes() -> dict[str, type]:
+    from .panels.compare import ComparePanel
+    from .panels.data import DataPanel
+    from .panels.gan import GanPanel
+    from .panels.model import ModelPanel
+    from .panels.restore import RestorePanel
+    from .panels.train import TrainPanel
+
+    return {
+        "data": DataPanel,
+        "model": ModelPanel,
+        "train": TrainPanel,
+        "compare": ComparePanel,
+        "inspect": GanPanel,
+        "restore": RestorePanel,
+    }
+
+
+class MainWindow(QMainWindow):
+    """Sidebar + stacked panels. ``panels`` maps key ("data", ... "restore") to the widget."""
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.setObjectName("mainWindow")
+        self.setWindowIcon(icon("app.svg"))
+        self.setMinimumSize(900, 560)
+        self._force_close = False
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setIconSize(QSize(28, 28))
+        self.sidebar.setFixedWidth(96)
+        self.sidebar.setViewMode(QListWidget.ViewMode.IconMode)
+        self.sidebar.setFlow(QListWidget.Flow.TopToBottom)
+        self.sidebar.setMovement(QListWidget.Movement.Static)
+        self.sidebar.setWrapping(False)
+        self.sidebar.setSpacing(2)
+        self.sidebar.setUniformItemSizes(True)
+        self.sidebar.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.stack = QStackedWidget()
+        self.stack.setObjectName("panelStack")
+
+        classes = _panel_classes()
+        self.panels: dict[str, QWidget] = {}
+        for key, label, icon_file, tip in PANELS:
+            panel = classes[key](ctx)
+            panel.setObjectName(f"{key}Panel")
+            self.panels[key] = panel
+            self.stack.addWidget(panel)
+            item = QListWidgetItem(icon(icon_file), label)
+            item.setToolTip(tip)
+            item.setSizeHint(QSize(88, 64))
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom)
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            self.sidebar.addItem(item)
+        self.sidebar.currentRowChanged.connect(self._row_changed)
+
+        central = QWidget()
+        lay = QHBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.sidebar)
+        lay.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self._build_menus()
+        self._build_status_bar()
+        ctx.project_changed.connect(self._project_changed)
+        ctx.status_message.connect(lambda msg: self.statusBar().showMessage(msg, 8000))
+        self._project_changed(ctx.project)
+        self._restore_state()
+
+    # ------------------------------------------------------------------ building
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        file_menu = mb.addMenu("&File")
+        a = file_menu.addAction("&New Project…", self.new_project)
+        a.setShortcut(QKeySequence.StandardKey.New)
+        a = file_menu.addAction("&Open Project…", self.open_project)
+        a.setShortcut(QKeySequence.StandardKey.Open)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        file_menu.addSeparator()
+        file_menu.addAction("Open &Image to Compare…", self._open_images)
+        file_menu.addAction("Show Project &Folder", self._show_project_folder)
+        file_menu.addSeparator()
+        a = file_menu.addAction("&Quit", self.close)
+        a.setShortcut(QKeySequence.StandardKey.Quit)
+        a.setMenuRole(QAction.MenuRole.QuitRole)
+
+        view = mb.addMenu("&View")
+        self.panel_actions = QActionGroup(self)
+        for i, (key, label, icon_file, _tip) in enumerate(PANELS):
+            act = view.addAction(icon(icon_file), label)
+            act.setCheckable(True)
+            act.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            act.triggered.connect(lambda _c=False, k=key: self.show_panel(k))
+            act.setData(key)
+            self.panel_actions.addAction(act)
+        view.addSeparator()
+        self.sidebar_action = view.addAction("Show &Sidebar")
+        self.sidebar_action.setCheckable(True)
+        self.sidebar_action.setChecked(True)
+        self.sidebar_action.toggled.connect(self.sidebar.setVisible)
+
+        help_menu = mb.addMenu("&Help")
+        a = help_menu.addAction("&About Lesson7 Studio", self.show_about)
+        a.setMenuRole(QAction.MenuRole.AboutRole)
+        help_menu.addAction("Open &Data Folder", lambda: self._open_folder(data_dir()))
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.project_label = QLabel()
+        self.project_label.setObjectName("statusProject")
+        self.device_label = QLabel()
+        self.device_label.setObjectName("statusDevice")
+        sb.addPermanentWidget(self.project_label)
+        sb.addPermanentWidget(self.device_label)
+        self.update_device_label()
+
+    def update_device_label(self) -> None:
+        dev = self.ctx.device
+        text = f"Device: {dev.upper() if dev != 'cpu' else 'CPU'}"
+        if dev == "cuda":
+            try:
+                import torch
+
+                text += f" ({torch.cuda.get_device_name(0)})"
+            except Exception:  # noqa: BLE001 - the label is informative only
+                pass
+        self.device_label.setText(text)
+
+    # ------------------------------------------------------------------ panels
+    def panel(self, name: str) -> QWidget:
+        return self.panels[name.lower()]
+
+    def current_panel_name(self) -> str:
+        return PANELS[self.stack.currentIndex()][0]
+
+    def show_panel(self, name: str) -> QWidget:
+        """Switch to panel ``name`` ("data", "model", "train", "compare", "inspect", "restore")."""
+        keys = [k for k, *_ in PANELS]
+        key = name.lower()
+        if key == "gan":
+            key = "inspect"
+        self.sidebar.setCurrentRow(keys.index(key))
+        return self.panels[key]
+
+    def _row_changed(self, row: int) -> None:
+        if row < 0:
+            return
+        self.stack.setCurrentIndex(row)
+        key, label, *_ = PANELS[row]
+        for act in self.panel_actions.actions():
+            if act.data() == key:
+                act.setChecked(True)
+        self.setWindowTitle(f"{label} — {self.ctx.project.name} — Lesson7 Studio")
+        self.ctx.settings.set_value("window/panel", key)
+        on_shown = getattr(self.panels[key], "on_shown", None)
+        if on_shown is not None:
+            on_shown()
+
+    def open_files(self, paths: list[str | Path]) -> None:
+        """Open image files in the Compare panel."""
+        if not paths:
+            return
+        compare = self.show_panel("compare")
+        compare.open_images([Path(p) for p in paths])
+
+    # ------------------------------------------------------------------ project
+    def _project_changed(self, project: Project) -> None:
+        self.project_label.setText(f"Project: {project.name}")
+        self.project_label.setToolTip(str(project.root))
+        row = max(self.sidebar.currentRow(), 0)
+        self.setWindowTitle(f"{PANELS[row][1]} — {project.name} — Lesson7 Studio")
+
+    def _busy_panels(self) -> list[str]:
+        return [k for k, p in self.panels.items() if getattr(p, "is_busy", lambda: False)()]
+
+    def _can_switch_project(self) -> bool:
+        busy = self._busy_panels()
+        if not busy:
+            return True
+        QMessageBox.information(
+            self,
+            "Work in progress",
+            f"Wait for the work in {', '.join(b.title() for b in busy)} to finish, "
+            "or cancel it, before switching projects.",
+        )
+        return False
+
+    def new_project(self) -> None:
+        if not self._can_switch_project():
+            return
+        start = self.ctx.settings.value("dialogs/project_dir", str(data_dir()))
+        folder = QFileDialog.getExistingDirectory(
+            self, "New project: choose an empty folder (or create one)", start
+        )
+        if folder:
+            self._set_project(Path(folder), new=True)
+
+    def open_project(self) -> None:
+        if not self._can_switch_project():
+            return
+        start = self.ctx.settings.value("dialogs/project_dir", str(data_dir()))
+        folder = QFileDialog.getExistingDirectory(self, "Open project folder", start)
+        if folder:
+            self._set_project(Path(folder), new=False)
+
+    def _set_project(self, folder: Path, new: bool) -> None:
+        try:
+            if not new and not Project.is_project(folder):
+                answer = QMessageBox.question(
+                    self,
+                    "Not a project yet",
+                    f"{folder} has no datasets/, runs/ and models/ folders.\n\n"
+                    "Make it a project (the three folders are added)?",
+                )
+                if answer != QMessageBox.StandardButton.Yes:
+                    return
+            self.ctx.settings.set_value("dialogs/project_dir", str(folder.parent))
+            self.ctx.set_project(Project(folder))
+            self.ctx.status_message.emit(f"Project {folder}")
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            show_error(self, exc)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        items = [p for p in self.ctx.settings.recent("recent/projects") if Path(p).is_dir()]
+        if not items:
+            a = self.recent_menu.addAction("No recent projects")
+            a.setEnabled(False)
+            return
+        for p in items:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _c=False, p=p: self._open_recent(p))
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear List", lambda: self.ctx.settings.set_value("recent/projects", []))
+
+    def _open_recent(self, path: str) -> None:
+        if self._can_switch_project():
+            self._set_project(Path(path), new=False)
+
+    def _open_images(self) -> None:
+        start = self.ctx.settings.value("dialogs/image_dir", str(Path.home()))
+        files, _ = QFileDialog.getOpenFileNames(
+            self,
+            "Open images",
+            start,
+            "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp);;All files (*)",
+        )
+        if files:
+            self.ctx.settings.set_value("dialogs/image_dir", str(Path(files[0]).parent))
+            self.open_files(files)
+
+    def _show_project_folder(self) -> None:
+        self._open_folder(self.ctx.project.root)
+
+    @staticmethod
+    def _open_folder(path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+    # ------------------------------------------------------------------ about
+    def about_text(self) -> str:
+        """The About dialog's HTML: versions, device, where files go."""
+        import numpy
+        import PIL
+        import pyqtgraph
+        import PySide6
+        import torch
+        from PySide6.QtCore import qVersion
+
+        try:
+            import torchvision
+
+            tv = torchvision.__version__
+        except ImportError:  # pragma: no cover - torchvision is a dependency
+            tv = "not installed"
+        dev = self.ctx.device
+        if dev == "cuda":
+            dev += f" — {torch.cuda.get_device_name(0)}"
+        hub = Path(torch.hub.get_dir())
+        rows = [
+            ("Lesson7 Studio", __version__),
+            ("Python", f"{platform.python_version()} ({sys.platform})"),
+            ("PyTorch", f"{torch.__version__} (torchvision {tv})"),
+            ("Qt / PySide6", f"{qVersion()} / {PySide6.__version__}"),
+            ("pyqtgraph", pyqtgraph.__version__),
+            ("NumPy / Pillow", f"{numpy.__version__} / {PIL.__version__}"),
+            ("Device", f"{dev} (CPU threads: {torch.get_num_threads()})"),
+        ]
+        paths = [
+            ("Project", self.ctx.project.root),
+            ("Projects (data dir)", data_dir()),
+            ("Settings", self.ctx.settings.path),
+            ("Pretrained weights cache", hub / "checkpoints"),
+            ("Bundled resources", resources_dir()),
+        ]
+
+        def table(items):
+            return "".join(
+                f"<tr><td style='padding-right:12px'><b>{k}</b></td><td>{v}</td></tr>" for k, v in items
+            )
+
+        return (
+            "<h3>Lesson7 Studio</h3>"
+            "<p>Train and apply image-restoration models the way fast.ai lesson 7 teaches them.</p>"
+            f"<table>{table(rows)}</table><p><b>Where files go</b></p><table>{table(paths)}</table>"
+        )
+
+    def show_about(self) -> None:
+        box = QMessageBox(self)
+        box.setObjectName("aboutDialog")
+        box.setWindowTitle("About Lesson7 Studio")
+        box.setIconPixmap(icon("app.svg").pixmap(64, 64))
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(self.about_text())
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.exec()
+
+    # ------------------------------------------------------------------ state
+    def _restore_state(self) -> None:
+        s = self.ctx.settings
+        geo = s.value("window/geometry", QByteArray())
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 800)
+        state = s.value("window/state", QByteArray())
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+        self.sidebar_action.setChecked(s.value("window/sidebar", True))
+        key = s.value("window/panel", "data")
+        self.show_panel(key if key in self.panels else "data")
+
+    def save_state(self) -> None:
+        s = self.ctx.settings
+        s.set_value("window/geometry", self.saveGeometry())
+        s.set_value("window/state", self.saveState())
+        s.set_value("window/sidebar", self.sidebar_action.isChecked())
+        s.set_value("window/panel", self.current_panel_name())
+        for p in self.panels.values():
+            save = getattr(p, "save_settings", None)
+            if save is not None:
+                save()
+        s.sync()
+
+    def confirm_quit(self, busy: list[str]) -> bool:
+        """Ask whether to quit while ``busy`` panels work (tests replace this)."""
+        answer = QMessageBox.question(
+            self,
+            "Quit while work is running?",
+            f"{', '.join(b.title() for b in busy)}: work is still running.\n\n"
+            "Quit anyway? Training stops after the current batch and keeps a checkpoint "
+            "you can resume from the Train panel.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
+        busy = self._busy_panels()
+        if busy and not self._force_close and not self.confirm_quit(busy):
+            event.ignore()
+            return
+        self.save_state()
+        for p in self.panels.values():
+            shutdown = getattr(p, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
+        self.ctx.cancel_all(wait_ms=30000)
+        event.accept()

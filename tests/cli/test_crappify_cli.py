@@ -1,0 +1,86 @@
+"""``lesson7-studio crappify``: presets list, a build with bad files, argument errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lesson7_studio.cli import crappify_cmd
+from lesson7_studio.core.crappify import PRESETS
+from lesson7_studio.core.errors import RecipeError
+
+
+def run(argv: list[str]) -> int:
+    """Parse with only this subcommand registered (the other commands belong to others)."""
+    parser = argparse.ArgumentParser(prog="lesson7-studio")
+    crappify_cmd.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def make_src(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    (root / "sub").mkdir(parents=True)
+    for i, rel in enumerate(["a.jpg", "b.png", "sub/c.png"]):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / rel)
+    (root / "broken.jpg").write_text("not really a jpeg")
+
+
+def test_list_shows_every_preset(capsys):
+    assert run(["crappify", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in PRESETS:
+        assert name in out
+    assert "x2" in out and "fixed size" in out
+
+
+def test_build_reports_skipped_files_and_exits_0(tmp_path, capsys):
+    src, dst = tmp_path / "photos", tmp_path / "pairs"
+    make_src(src)
+    code = run(["crappify", str(src), str(dst), "--recipe", "superres-x2", "--seed", "4",
+                "--workers", "1", "--valid-pct", "0.3", "--max-size", "40"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "3 pairs built" in captured.out and "1 skipped" in captured.out
+    assert "broken.jpg" in captured.out and "not an image" in captured.out
+    meta = json.loads((dst / "dataset.json").read_text())
+    assert meta["seed"] == 4 and meta["max_size"] == 40 and meta["counts"]["pairs"] == 3
+    assert Image.open(dst / "hr/sub/c.png").size == (40, 32)  # 48x40 capped to 40 on the long side
+    # second run: nothing to do
+    assert run(["crappify", str(src), str(dst), "--recipe", "superres-x2", "--seed", "4", "--max-size", "40"]) == 0
+    assert "0 pairs built, 3 already there" in capsys.readouterr().out
+
+
+def test_recipe_file(tmp_path, capsys):
+    src, dst = tmp_path / "photos", tmp_path / "pairs"
+    make_src(src)
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"name": "blurry", "steps": [{"kind": "blur", "radius": [1, 2]}]}))
+    assert run(["crappify", str(src), str(dst), "--recipe", str(recipe)]) == 0
+    assert json.loads((dst / "dataset.json").read_text())["recipe"]["name"] == "blurry"
+
+
+def test_argument_errors(tmp_path, capsys):
+    assert run(["crappify", str(tmp_path)]) == 2
+    assert "SRC and DST" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run(["crappify", "a", "b", "--seed", "-3"])
+    with pytest.raises(RecipeError, match="Unknown recipe"):
+        run(["crappify", str(tmp_path), str(tmp_path / "out"), "--recipe", "nope"])
+
+
+def test_through_main_when_all_commands_exist(tmp_path, capsys):
+    from lesson7_studio import cli
+
+    try:
+        cli.build_parser()
+    except ModuleNotFoundError as err:  # another engineer's subcommand module is not there yet
+        pytest.skip(f"full CLI not assembled yet: {err}")
+    assert cli.main(["crappify", "--list"]) == 0
+    assert cli.main(["crappify", str(tmp_path / "missing"), str(tmp_path / "out")]) == 1
+    assert "Source folder not found" in capsys.readouterr().err

@@ -1,0 +1,174 @@
+"""Data panel: folder and thumbnails, recipe editor, live preview, dataset builder."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from lesson7_studio.core import crappify
+from lesson7_studio.core.events import Progress
+
+
+@pytest.fixture
+def panel(qtbot, ctx):
+    from lesson7_studio.gui.panels.data import DataPanel
+
+    p = DataPanel(ctx)
+    qtbot.addWidget(p)
+    p.resize(1100, 700)
+    p.show()
+    yield p
+    p.shutdown()
+
+
+def _image_bytes(view) -> bytes:
+    img = view.pixmap().toImage()
+    return bytes(img.constBits())
+
+
+def test_folder_lists_photos_and_loads_thumbnails_lazily(qtbot, panel, photo_folder, ctx):
+    panel.set_folder(photo_folder)
+    qtbot.waitUntil(lambda: len(panel.photo_paths()) == 6, timeout=20000)
+    assert "6 photos" in panel.count_label.text()
+    qtbot.waitUntil(lambda: panel.grid.thumb_model.loaded_count() >= 1, timeout=20000)
+    assert ctx.settings.value("data/folder", "") == str(photo_folder)
+    assert str(photo_folder) in ctx.settings.recent("recent/folders")
+    # the first photo is selected and previewed, original and crappified
+    qtbot.waitUntil(lambda: panel.preview_count >= 1, timeout=20000)
+    assert panel.original_view.has_image() and panel.crappy_view.has_image()
+    assert panel.name_edit.text().startswith("photos-")
+
+
+def test_thumbnails_load_only_what_is_shown(qtbot, tmp_path, photo_folder):
+    from lesson7_studio.gui.widgets.thumbs import ThumbnailGrid
+
+    data = (photo_folder / "photo0.png").read_bytes()
+    many = tmp_path / "many"
+    many.mkdir()
+    paths = []
+    for i in range(1500):
+        p = many / f"img{i:04d}.png"
+        p.write_bytes(data)
+        paths.append(p)
+    grid = ThumbnailGrid(64)
+    qtbot.addWidget(grid)
+    grid.resize(320, 220)
+    grid.show()
+    t0 = time.perf_counter()
+    grid.set_paths(paths)
+    assert time.perf_counter() - t0 < 1.0
+    assert grid.thumb_model.rowCount() == 1500
+    qtbot.waitUntil(lambda: grid.thumb_model.loaded_count() >= 4, timeout=20000)
+    qtbot.wait(300)
+    assert grid.thumb_model.loaded_count() < 200, "thumbnails of hidden rows were loaded"
+    assert grid.current_path() == paths[0]
+    grid.thumb_model.shutdown()
+
+
+def test_changing_a_parameter_updates_the_preview(qtbot, panel, photo_folder):
+    panel.set_folder(photo_folder)
+    qtbot.waitUntil(lambda: panel.preview_count >= 1, timeout=20000)
+    panel.recipe_editor.set_preset("jpeg")
+    qtbot.waitUntil(lambda: panel.preview_count >= 2, timeout=20000)
+    before_count, before = panel.preview_count, _image_bytes(panel.crappy_view)
+    jpeg = [e.kind for e in panel.recipe_editor.step_editors()].index("jpeg")
+    panel.recipe_editor.set_param(jpeg, "quality", (1, 1))
+    qtbot.waitUntil(lambda: panel.preview_count > before_count, timeout=20000)
+    assert panel.preview_params["quality"] == 1
+    assert _image_bytes(panel.crappy_view) != before
+    assert panel.recipe_editor.preset.currentData() is None  # now a custom recipe
+    # a new seed draws new values
+    panel.recipe_editor.set_param(jpeg, "quality", (10, 90))
+    qtbot.waitUntil(lambda: panel.preview_count > before_count + 1, timeout=20000)
+    seed, count = panel.seed_spin.value(), panel.preview_count
+    panel.new_seed_button.click()
+    assert panel.seed_spin.value() != seed
+    qtbot.waitUntil(lambda: panel.preview_count > count, timeout=20000)
+    # original and crappified views zoom together
+    panel.original_view.set_zoom(2.0)
+    assert panel.crappy_view.zoom() == pytest.approx(2.0)
+
+
+def test_recipe_editor_presets_steps_and_errors(qtbot):
+    from lesson7_studio.gui.widgets.recipe_editor import RecipeEditor
+
+    ed = RecipeEditor()
+    qtbot.addWidget(ed)
+    presets = [ed.preset.itemData(i) for i in range(ed.preset.count()) if ed.preset.itemData(i)]
+    assert presets == list(crappify.PRESETS)
+    seen = []
+    ed.recipe_changed.connect(seen.append)
+    ed.set_preset("lesson7")
+    r = ed.recipe()
+    assert r.hash() == crappify.PRESETS["lesson7"].hash() and seen
+    assert [e.kind for e in ed.step_editors()] == ["resize", "text", "jpeg"]
+    # each parameter is a proper widget: the JPEG quality range is two spin boxes
+    q = ed.step_editors()[2].form.field("quality")
+    assert q.value() == (10, 70) and q.widget.low.maximum() == 100
+    assert ed.step_editors()[0].form.field("resample").widget.count() >= 4
+    # an impossible combination is reported, the last good recipe stays
+    resize = ed.step_editors()[0].form
+    resize.field("factor").set_value(2)
+    ed._rebuild()
+    assert not ed.error.isHidden() and "exactly one" in ed.error.text()
+    assert ed.recipe().hash() == r.hash()
+    resize.field("shortest_side").set_value(None)
+    ed._rebuild()
+    assert ed.error.isHidden() and ed.recipe().scale == 2
+    # steps can be added (before the final JPEG) and removed
+    ed.add_step("noise")
+    assert [e.kind for e in ed.step_editors()] == ["resize", "text", "noise", "jpeg"]
+    assert ed.recipe().steps[2].kind == "noise"
+    ed._remove(ed.step_editors()[2])
+    assert [s.kind for s in ed.recipe().steps] == ["resize", "text", "jpeg"]
+    # state round-trips through the settings
+    ed2 = RecipeEditor()
+    qtbot.addWidget(ed2)
+    assert ed2.restore_state(ed.state()) and ed2.recipe().hash() == ed.recipe().hash()
+
+
+def test_build_dataset_lists_skipped_files(qtbot, panel, photo_folder, ctx):
+    (photo_folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    panel.set_folder(photo_folder)
+    qtbot.waitUntil(lambda: len(panel.photo_paths()) == 7, timeout=20000)
+    panel.recipe_editor.set_preset("superres-x2")
+    panel.name_edit.setText("my set")
+    panel.workers_spin.setValue(1)
+    panel.valid_spin.setValue(30)
+    changed = []
+    ctx.datasets_changed.connect(lambda: changed.append(1))
+    panel.build_button.click()
+    assert panel.is_busy() and panel.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: panel.summary_dialog is not None, timeout=60000)
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=10000)
+    dst = ctx.project.datasets_dir / "my-set"
+    meta = json.loads((dst / "dataset.json").read_text())
+    assert len(meta["train"]) + len(meta["valid"]) == 6
+    table = panel.summary_dialog.table
+    assert table.topLevelItemCount() == 1
+    assert table.topLevelItem(0).text(0).endswith("broken.jpg") and table.topLevelItem(0).text(1)
+    assert changed and panel.build_button.isEnabled() and not panel.progress.isVisible()
+    panel.summary_dialog.accept()
+
+
+def test_build_can_be_cancelled(qtbot, panel, photo_folder, monkeypatch):
+    from lesson7_studio.core import datasets
+
+    def slow_build(src, dst, recipe, *, on_event=None, cancel=None, **kw):
+        for i in range(1000):
+            on_event(Progress(i, 1000, "crappify"))
+            cancel.check()
+            time.sleep(0.01)
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(datasets, "build_pairs", slow_build)
+    panel.set_folder(photo_folder)
+    qtbot.waitUntil(lambda: len(panel.photo_paths()) == 6, timeout=20000)
+    panel.build_button.click()
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=10000)
+    panel.cancel_button.click()
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=10000)
+    assert "Cancelled" in panel.build_status.text()
+    assert panel.summary_dialog is None and panel.build_button.isEnabled()
