@@ -24,7 +24,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -82,20 +82,32 @@ def _unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+_SHAPES_CACHE: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
+
+
+def _expected_shapes(name: str, opts: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of ``name`` built with ``opts`` (built on the meta device, cached)."""
+    key = (name, repr(sorted(opts.items())))
+    if key not in _SHAPES_CACHE:
+        build = {**opts, "pretrained": False} if "pretrained" in opts else opts
+        e = registry.entry(name)
+        try:
+            with torch.device("meta"):
+                ref = e.factory(**build).state_dict()
+        except ModelError:
+            raise
+        except Exception:
+            ref = e.factory(**build).state_dict()
+        _SHAPES_CACHE[key] = {k: tuple(v.shape) for k, v in ref.items()}
+    return _SHAPES_CACHE[key]
+
+
 def _check_matches(name: str, opts: dict[str, Any], sd: Mapping[str, torch.Tensor]) -> None:
     """The options must rebuild a network with exactly these tensor names and shapes."""
-    build = {**opts, "pretrained": False} if "pretrained" in opts else opts
-    e = registry.entry(name)
-    try:
-        with torch.device("meta"):
-            ref = e.factory(**build).state_dict()
-    except ModelError:
-        raise
-    except Exception:
-        ref = e.factory(**build).state_dict()
+    ref = _expected_shapes(name, opts)
     missing = sorted(set(ref) - set(sd))
     unexpected = sorted(set(sd) - set(ref))
-    bad_shape = sorted(k for k in set(ref) & set(sd) if tuple(ref[k].shape) != tuple(sd[k].shape))
+    bad_shape = sorted(k for k in set(ref) & set(sd) if ref[k] != tuple(sd[k].shape))
     if missing or unexpected or bad_shape:
         parts = []
         if missing:
@@ -104,7 +116,7 @@ def _check_matches(name: str, opts: dict[str, Any], sd: Mapping[str, torch.Tenso
             parts.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
         if bad_shape:
             k = bad_shape[0]
-            parts.append(f"shape of {k} is {tuple(sd[k].shape)}, expected {tuple(ref[k].shape)}")
+            parts.append(f"shape of {k} is {tuple(sd[k].shape)}, expected {ref[k]}")
         raise ModelError(f"The weights are not those of '{name}' with options {opts}: {'; '.join(parts)}.")
 
 

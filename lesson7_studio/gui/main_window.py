@@ -355,6 +355,9 @@ class MainWindow(QMainWindow):
         )
 
     def show_about(self) -> None:
+        self.about_dialog().exec()
+
+    def about_dialog(self) -> QMessageBox:
         box = QMessageBox(self)
         box.setObjectName("aboutDialog")
         box.setWindowTitle("About Lesson7 Studio")
@@ -362,7 +365,8 @@ class MainWindow(QMainWindow):
         box.setTextFormat(Qt.TextFormat.RichText)
         box.setText(self.about_text())
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        box.exec()
+        box.setStandardButtons(QMessageBox.StandardButton.Close)
+        return box
 
     # ------------------------------------------------------------------ state
     def _restore_state(self) -> None:

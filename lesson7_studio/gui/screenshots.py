@@ -29,7 +29,7 @@ def _train_demo_runs(project, log) -> tuple[Path, Path]:
     if not (quick / "model.safetensors").is_file():
         log("training the quick demo run…")
         cfg = apply_overrides(get_recipe("quick"), data=str(data), out=str(quick), epochs=40, size=96,
-                              batch_size=2, device="cpu", preview_samples=2)
+                              batch_size=1, device="cpu", preview_samples=2)
         train(cfg)
     gan = project.runs_dir / "nogan-demo"
     if not (gan / "model.safetensors").is_file():
@@ -158,13 +158,7 @@ def render(outdir: Path, size: tuple[int, int], work: Path, log=print) -> list[P
     shot("restore")
 
     # About
-    from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QMessageBox
-
-    box = QMessageBox(win)
-    box.setWindowTitle("About Lesson7 Studio")
-    box.setTextFormat(Qt.TextFormat.RichText)
-    box.setText(win.about_text())
+    box = win.about_dialog()
     box.show()
     _wait(app, lambda: True, settle_ms=300)
     shot("about", box)

@@ -51,12 +51,11 @@ def random_net(name, seed=0, **opts):
             else:  # num_batches_tracked
                 b.zero_()
     if any(n.endswith("_u") for n, _ in net.named_buffers()):
-        # spectral norm: a few power iterations so that sigma matches the random weights
+        # spectral norm: one power iteration so that sigma roughly matches the random weights
         net.train()
         with torch.no_grad():
             x = sample_input(name)
-            for _ in range(2):
-                net(x)
+            net(x)
     return net.eval()
 
 
@@ -143,6 +142,23 @@ def test_norm_parametrizations_are_stored_by_name(tmp_path):
                                                                                   "norm_type": "weight"})
     with safe_open(str(path), framework="pt") as f:
         assert "head.0.parametrizations.weight.original0" in set(f.keys())
+
+
+def test_loaded_spectral_norm_keeps_power_iterating_in_training(tmp_path):
+    net = random_net("unet-lite", nf=8, blocks=1, norm_type="weight")
+    path = checkpoint.save_model(tmp_path / "l.safetensors", net, "unet-lite",
+                                 {"nf": 8, "blocks": 1, "norm_type": "weight"})
+    loaded = checkpoint.load_model(path).net
+    net.train()
+    loaded.train()
+    x = torch.rand(2, 3, 16, 16)
+    u_before = net.middle[1].key[0].parametrizations.weight[0]._u.clone()
+    for _ in range(2):
+        with torch.no_grad():
+            assert torch.equal(net(x), loaded(x))
+    u_after = loaded.middle[1].key[0].parametrizations.weight[0]._u
+    assert not torch.equal(u_after, u_before)  # the power iteration ran on the loaded net too
+    assert torch.equal(u_after, net.middle[1].key[0].parametrizations.weight[0]._u)
 
 
 def test_half_stores_fp16_and_loads_fp32(tmp_path):

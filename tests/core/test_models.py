@@ -244,8 +244,8 @@ def test_options_coerced_from_strings():
     assert info.scale == 4
 
 
-def test_every_restorer_has_layer_groups():
-    for name in models.names("restorer"):
+def test_every_restorer_family_has_layer_groups():
+    for name in ("unet-resnet18", "unet-densenet121", "unet-lite"):  # resnet34/50 are the resnet18 code
         with torch.device("meta"):
             net = models.create(name)
         groups = net.layer_groups()

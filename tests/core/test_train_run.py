@@ -215,3 +215,28 @@ def test_errors_before_anything_is_written(data, tmp_path, monkeypatch):
     assert not (tmp_path / "s").exists()
     with pytest.raises(TrainingError, match="fewer than one batch"):
         train(quick(data, tmp_path / "b", batch_size=8))
+
+
+@pytest.mark.parametrize("cut_stage", ["critic", "gan"])
+def test_nogan_cancel_and_resume_is_exact(data, tmp_path, cut_stage):
+    from lesson7_studio.core.events import StageStart
+
+    def cfg(out):
+        c = tiny("superres-gan", data, out, steps_per_epoch=3, preview_samples=0)
+        c.critic_thresh = 0.7  # so that the GAN stage switches between generator and critic
+        return c
+
+    full = train(cfg(tmp_path / "full"))
+    tok, seen = CancelToken(), {}
+
+    def on_event(ev):
+        if isinstance(ev, StageStart):
+            seen["stage"] = ev.name
+        if isinstance(ev, BatchEnd) and seen.get("stage") == cut_stage:
+            tok.cancel()
+
+    with pytest.raises(Cancelled):
+        train(cfg(tmp_path / "cut"), on_event=on_event, cancel=tok)
+    resumed = train(resume_config(tmp_path / "cut"), resume=True)
+    a, b = load_file(str(full.model_path)), load_file(str(resumed.model_path))
+    assert resumed.steps == full.steps and all(torch.equal(a[k], b[k]) for k in a)

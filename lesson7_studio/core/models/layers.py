@@ -35,6 +35,29 @@ def batchnorm(nf: int, ndim: int = 2, zero: bool = False) -> nn.Module:
     return bn
 
 
+_SpectralNormBase = getattr(parametrizations, "_SpectralNorm", None)
+
+if _SpectralNormBase is not None:
+
+    class _SpectralNorm(_SpectralNormBase):  # type: ignore[misc, valid-type]
+        """torch's spectral-norm parametrization, minus the power iterations on the meta device
+        (meta builds only need shapes; torch runs 15 iterations of slow meta ops per conv)."""
+
+        def _power_method(self, weight_mat: torch.Tensor, n_power_iterations: int) -> None:
+            if weight_mat.is_meta:
+                return
+            super()._power_method(weight_mat, n_power_iterations)
+
+
+def spectral_norm(module: nn.Module) -> nn.Module:
+    """``parametrizations.spectral_norm(module)``; cheap when the module lives on the meta device."""
+    if _SpectralNormBase is None or not module.weight.is_meta:
+        return parametrizations.spectral_norm(module)
+    dim = 1 if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) else 0
+    parametrize.register_parametrization(module, "weight", _SpectralNorm(module.weight, 1, dim, 1e-12))
+    return module
+
+
 def _conv_cls(ndim: int, transpose: bool) -> type[nn.Module]:
     if transpose:
         return {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[ndim]
@@ -124,7 +147,7 @@ class ConvLayer(nn.Sequential):
         if norm_type == "weight":
             conv = parametrizations.weight_norm(conv)
         elif norm_type == "spectral":
-            conv = parametrizations.spectral_norm(conv)
+            conv = spectral_norm(conv)
         layers: list[nn.Module] = [conv]
         act_bn: list[nn.Module] = []
         if act is not None:

@@ -10,6 +10,9 @@ Encoders are cut as fastai's ``create_body`` does: a ResNet loses avgpool and fc
 For DenseNet, fastai cuts -1 and so keeps ``features`` as one child, which hides every
 resolution change and leaves its U-Net without skip connections; here ``features``' own children
 are the encoder, so the densenet U-Net gets the four skips a U-Net is meant to have.
+
+The ResNet U-Nets are fastai's layer for layer: :func:`convert_fastai_unet` maps a fastai
+``DynamicUnet`` state dict onto ours (same tensors, same shapes) and the outputs then agree.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from ..events import Log, SampleImages
+from ..events import SampleImages
 from ..losses import AdaptiveLoss, wasserstein_critic_loss, wasserstein_gen_loss
 from .callbacks import SmoothLoss, grid_image, save_png, to_uint8
 from .learner import Callback, Learner, make_optimizer

@@ -23,8 +23,6 @@ then re-raised.
 from __future__ import annotations
 
 import contextlib
-import math
-import time
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
@@ -281,7 +279,7 @@ class Learner:
         callbacks: Sequence[Callback] = (),
         device: str | torch.device = "auto",
         precision: str = "auto",
-        channels_last: bool = True,
+        channels_last: bool | None = None,
         wd: float = 1e-2,
         wd_bn_bias: bool = False,
         train_bn: bool = True,
@@ -298,6 +296,8 @@ class Learner:
     ) -> None:
         self.device = resolve_device(device)
         self.precision = Precision(self.device, resolve_precision(self.device, precision))
+        if channels_last is None:  # auto: faster on CUDA; measured slower on CPU (oneDNN, bench_train.py)
+            channels_last = self.device.type == "cuda"
         self.channels_last = bool(channels_last) and self.device.type in ("cpu", "cuda")
         self.model = model.to(self.device)
         if self.channels_last:
@@ -616,7 +616,7 @@ class Learner:
         self.apply_hypers(self._pct(start_epoch, skip_batches))
         try:
             self._with_events(self._do_fit, "fit", CancelFitException)
-        except (Cancelled, KeyboardInterrupt):
+        except Cancelled:  # at a batch boundary: the state is consistent, so callbacks may checkpoint it
             self("after_interrupt")
             raise
 

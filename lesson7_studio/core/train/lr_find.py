@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import torch
 
 from ..errors import TrainingError
 from ..events import CancelToken, EventCallback, Log, Progress, emit

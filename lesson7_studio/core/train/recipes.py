@@ -87,7 +87,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
-    channels_last: bool = True
+    channels_last: Optional[bool] = None  # None: on for CUDA, off for CPU
     workers: Optional[int] = 0
     grad_clip: Optional[float] = None
     max_minutes: Optional[float] = None

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import Cancelled, DatasetError, Lesson7Error, TrainingError
+from ..errors import Cancelled, DatasetError, TrainingError
 from ..events import CancelToken, EventCallback, Finished, Log, StageStart, emit
 from . import distributed as dist_
 from .callbacks import BudgetCallback, CheckpointCallback, EarlyStopping, PreviewCallback, Recorder
@@ -291,14 +291,18 @@ def make_loader(ds, batch_size: int, *, train: bool, seed: int, workers: Optiona
     )
 
 
-class _EpochDataset(torch.utils.data.Dataset):
-    """Forwards ``set_epoch`` of the sampler to the dataset (for per-epoch seeded randomness)."""
-
-
 def _paired(root: Path, split: str, size: int, augment: bool, seed: int):
     from .. import datasets
 
     return datasets.PairedDataset(root, split=split, crop_size=size, augment=augment, seed=seed)
+
+
+def _paired_valid(root: Path, size: int, seed: int):
+    """The validation split, or None when the dataset has none."""
+    meta = read_dataset_json(root)
+    if not meta.get("valid"):
+        return None
+    return _paired(root, "valid", size, False, seed)
 
 
 class CriticDataset(torch.utils.data.Dataset):
@@ -442,6 +446,15 @@ class _Run:
                     hint="Build one with `lesson7-studio crappify SRC --out DATASET`.")
             self.dataset_meta = read_dataset_json(self.data)
             self.scale = dataset_scale(self.data)
+            n_train = len(self.dataset_meta.get("train", []))
+            for s in cfg.stages:
+                bs = s.batch_size or cfg.batch_size
+                n = 2 * n_train if s.kind == "critic" else n_train
+                if s.trains and n // self.dinfo.world_size < bs:
+                    raise TrainingError(
+                        f"Stage '{s.name}': {n} training items is fewer than one batch of {bs}"
+                        + (f" per process ({self.dinfo.world_size} processes)" if self.dinfo.enabled else "") + ".",
+                        hint="Lower --batch-size or add images to the dataset.")
 
     def build_models(self, load_pretrained: bool) -> None:
         from .. import models
@@ -600,8 +613,10 @@ class _Run:
         st = self.state
         segs = self.segments.setdefault(stage.name, [[0, stage.epochs]])
         if st is not None and st["stage_index"] == i and not st["stage_done"]:
-            segs[-1][1] = max(segs[-1][0] + 1, stage.epochs) if stage.epochs > segs[-1][0] else segs[-1][1]
+            if stage.epochs > segs[-1][0]:  # --epochs changed on resume: the current segment follows
+                segs[-1][1] = stage.epochs
             if st["epoch"] >= segs[-1][1]:
+                self.stage_status[stage.name] = "done"
                 return None
             return st["epoch"], st["batches"], (segs[-1][0], segs[-1][1])
         if self.stage_status.get(stage.name) == "done":
@@ -678,9 +693,7 @@ class _Run:
         n = int(self.cfg.preview_samples or 0)
         if n <= 0:
             return []
-        ds = _paired(self.data, "valid", size, False, self.cfg.seed)
-        if len(ds) == 0:
-            ds = _paired(self.data, "train", size, False, self.cfg.seed)
+        ds = _paired_valid(self.data, size, self.cfg.seed) or _paired(self.data, "train", size, False, self.cfg.seed)
         return [ds[j] for j in range(min(n, len(ds)))]
 
     def _loaders(self, stage: StageConfig, train_ds, valid_ds):
@@ -704,7 +717,7 @@ class _Run:
         cfg = self.cfg
         size = stage.size or cfg.size
         train_ds = _paired(self.data, "train", size, cfg.augment, cfg.seed)
-        valid_ds = _paired(self.data, "valid", size, False, cfg.seed)
+        valid_ds = _paired_valid(self.data, size, cfg.seed)
         tdl, vdl = self._loaders(stage, train_ds, valid_ds)
         previews = None
         if self.main and cfg.preview_samples:
@@ -728,6 +741,8 @@ class _Run:
         start_epoch, skip, (seg_start, seg_end) = pos
         learn.step = self.global_step
         self._learn = learn
+        if learn.opt is None:
+            learn.create_opt()  # before restoring: the optimizer state must have somewhere to go
         self._restore_state_into(learn, i)
         self.state_consumed = True
         learn.fit(seg_end, stage.lr, one_cycle=stage.one_cycle, div=stage.div, div_final=stage.div_final,
@@ -753,7 +768,10 @@ class _Run:
         g.eval()
         size = self._critic_size()
         for split in ("train", "valid"):
-            ds = _paired(self.data, split, size, False, cfg.seed)
+            ds = _paired(self.data, split, size, False, cfg.seed) if split == "train" else _paired_valid(
+                self.data, size, cfg.seed)
+            if ds is None:
+                continue
             out = self.folder.preds / split
             if self.main:
                 out.mkdir(parents=True, exist_ok=True)
@@ -790,8 +808,8 @@ class _Run:
         size = stage.size or self._critic_size()
         train_ds = CriticDataset(_paired(self.data, "train", size, False, cfg.seed), self.folder.preds / "train",
                                  seed=cfg.seed)
-        vpaired = _paired(self.data, "valid", size, False, cfg.seed)
-        valid_ds = CriticDataset(vpaired, self.folder.preds / "valid", flip=False) if len(vpaired) else None
+        vpaired = _paired_valid(self.data, size, cfg.seed)
+        valid_ds = CriticDataset(vpaired, self.folder.preds / "valid", flip=False) if vpaired is not None else None
         tdl, vdl = self._loaders(stage, train_ds, valid_ds)
         loss = AdaptiveLoss(nn.BCEWithLogitsLoss())
         learn = Learner(self.critic, tdl, vdl, loss, stage=stage.name, ddp=self.dinfo.enabled,
@@ -807,7 +825,7 @@ class _Run:
         cfg = self.cfg
         size = stage.size or cfg.size
         train_ds = _paired(self.data, "train", size, cfg.augment, cfg.seed)
-        valid_ds = _paired(self.data, "valid", size, False, cfg.seed)
+        valid_ds = _paired_valid(self.data, size, cfg.seed)
         tdl, vdl = self._loaders(stage, train_ds, valid_ds)
         gan = GANModule(self.gen, self.critic)
         loss = GANLoss(self.losses[stage.name], kind="bce", weights=cfg.gan_weights)

@@ -268,6 +268,21 @@ class _Source:
     display: np.ndarray  # uint8 HxWx3 at the reference size
 
 
+def _invalidate_layouts(widget: QWidget) -> None:
+    """Drop the size hints cached while the panel was being built (controls hidden since then
+    would otherwise inflate the window's minimum size at the first show)."""
+    def walk(layout) -> None:
+        for i in range(layout.count()):
+            sub = layout.itemAt(i).layout()
+            if sub is not None:
+                walk(sub)
+        layout.invalidate()
+
+    for w in [widget] + widget.findChildren(QWidget):
+        if w.layout() is not None:
+            walk(w.layout())
+
+
 class ComparePanel(QWidget):
     """Open an image, restore it with the chosen models, compare and save the result."""
 
@@ -301,6 +316,7 @@ class ComparePanel(QWidget):
         if hasattr(ctx, "datasets_changed"):
             ctx.datasets_changed.connect(self._on_datasets_changed)
         self._update_controls()
+        _invalidate_layouts(self)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -323,6 +339,9 @@ class ComparePanel(QWidget):
         self.open_button.setToolTip("Open one or more images (or drop them on this panel)")
         self.open_button.clicked.connect(self._open_dialog)
         row.addWidget(self.open_button)
+        row.addStretch(1)
+        gl.addLayout(row)
+        row = QHBoxLayout()
         self.image_combo = QComboBox(g_img)
         self.image_combo.setToolTip("Images opened in this panel")
         self.image_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)

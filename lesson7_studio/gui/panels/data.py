@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTreeWidget,
@@ -42,6 +43,7 @@ from ..widgets.thumbs import ThumbnailGrid
 
 PREVIEW_SIDE = 768  # the preview works on the photo fitted into this many pixels
 SYNC_PREVIEW_MS = 50  # previews faster than this may run on the GUI thread
+RIGHT_WIDTH = 340  # recipe and build column
 
 
 def list_images(folder: Path, on_event=None, cancel=None) -> list[Path]:
@@ -187,6 +189,8 @@ class DataPanel(QWidget):
         self.one_button = button("1:1")
         self.one_button.clicked.connect(self.original_view.one_to_one)
         self.params_label = label("", "hint")
+        self.params_label.setMinimumWidth(0)
+        self.params_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         preview_box = QWidget()
         pl = QVBoxLayout(preview_box)
         pl.setContentsMargins(0, 0, 0, 0)
@@ -268,8 +272,8 @@ class DataPanel(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(right)
-        scroll.setMinimumWidth(300)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(RIGHT_WIDTH)
 
         split = QSplitter()
         split.setObjectName("dataSplit")
@@ -279,7 +283,7 @@ class DataPanel(QWidget):
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
         split.setStretchFactor(2, 0)
-        split.setSizes([240, 600, 340])
+        split.setSizes([200, 600, scroll.minimumWidth()])
         split.setCollapsible(1, False)
         self.split = split
         lay.addWidget(split, 1)
@@ -320,7 +324,7 @@ class DataPanel(QWidget):
 
     def set_folder(self, folder: Path, select: Path | None = None) -> None:
         """Show the photos under ``folder`` (listed in the background)."""
-        folder = Path(folder)
+        folder = Path(folder).expanduser().resolve()
         if not folder.is_dir():
             show_error(self, FileNotFoundError(f"Not a folder: {folder}"))
             return

@@ -185,6 +185,21 @@ def critic_job(critic_path: Path, image: np.ndarray, *, cache: dict | None = Non
     return critic_fake_map(net, image)
 
 
+def _invalidate_layouts(widget: QWidget) -> None:
+    """Drop the size hints cached while the panel was being built (controls hidden since then
+    would otherwise inflate the window's minimum size at the first show)."""
+    def walk(layout) -> None:
+        for i in range(layout.count()):
+            sub = layout.itemAt(i).layout()
+            if sub is not None:
+                walk(sub)
+        layout.invalidate()
+
+    for w in [widget] + widget.findChildren(QWidget):
+        if w.layout() is not None:
+            walk(w.layout())
+
+
 class GanPanel(QWidget):
     """Timeline of a run's samples with the critic's opinion of a generated image."""
 
@@ -216,6 +231,7 @@ class GanPanel(QWidget):
         self.refresh_runs()
         ctx.runs_changed.connect(self.refresh_runs)
         ctx.project_changed.connect(self._on_project_changed)
+        _invalidate_layouts(self)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:

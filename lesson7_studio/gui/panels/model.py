@@ -319,16 +319,15 @@ class ModelPanel(QWidget):
         size = self.size_spin.value()
         w = r["weights_bytes"]
         if r["act_bytes"] is None:
-            self.memory_label.setText(f"weights {human_bytes(w)}; activations: no estimate")
+            self.memory_label.setText(human_bytes(w))
+            detail = f"Weights {human_bytes(w)}; no activation estimate for this model."
         else:
             a = r["act_bytes"]
-            self.memory_label.setText(
-                f"{human_bytes(w + a)}  =  weights {human_bytes(w)} + activations {human_bytes(a)} "
-                f"(1 image, {size}×{size})"
-            )
+            self.memory_label.setText(human_bytes(w + a))
+            detail = (f"Weights {human_bytes(w)} + activations {human_bytes(a)} for one {size}×{size} image. ")
         self.memory_hint.setText(
-            "Training needs about 4× the weights (gradients and Adam state) plus the activations "
-            "times the batch size."
+            detail + "Training needs about 4× the weights (gradients and Adam state) plus the "
+            "activations times the batch size."
         )
 
     def _show_weights(self, req: int, r: dict | None, exc: BaseException | None = None) -> None:

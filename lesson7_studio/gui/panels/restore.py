@@ -266,6 +266,21 @@ def _fmt_eta(s: float | None) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def _invalidate_layouts(widget: QWidget) -> None:
+    """Drop the size hints cached while the panel was being built (controls hidden since then
+    would otherwise inflate the window's minimum size at the first show)."""
+    def walk(layout) -> None:
+        for i in range(layout.count()):
+            sub = layout.itemAt(i).layout()
+            if sub is not None:
+                walk(sub)
+        layout.invalidate()
+
+    for w in [widget] + widget.findChildren(QWidget):
+        if w.layout() is not None:
+            walk(w.layout())
+
+
 class RestorePanel(QWidget):
     """Batch restoration of files or folders with the chosen model."""
 
@@ -287,6 +302,7 @@ class RestorePanel(QWidget):
         ctx.models_changed.connect(self.refresh_models)
         ctx.project_changed.connect(self._on_project_changed)
         self._update_controls()
+        _invalidate_layouts(self)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTabWidget,
@@ -54,6 +55,7 @@ from ..widgets.samples import SampleGrid
 
 LOSSES = ("mse", "l1", "feature")
 STATUS_EVERY_S = 0.2  # status line refresh while batches stream in
+LEFT_WIDTH = 330  # settings column
 
 
 def _head_lr(lr: Any) -> float:
@@ -232,12 +234,13 @@ class TrainPanel(QWidget):
         left_scroll = QScrollArea()
         left_scroll.setWidgetResizable(True)
         left_scroll.setWidget(left)
-        left_scroll.setMinimumWidth(300)
         left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left_scroll.setMinimumWidth(LEFT_WIDTH)
 
         # ---------------------------------------------------------------- right: progress + tabs
         self.status_label = label("Ready.", "", wrap=False)
         self.status_label.setMinimumWidth(50)
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status_label.setObjectName("trainStatus")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -325,7 +328,7 @@ class TrainPanel(QWidget):
         split.addWidget(right)
         split.setStretchFactor(1, 1)
         split.setCollapsible(1, False)
-        split.setSizes([360, 840])
+        split.setSizes([left_scroll.minimumWidth(), 840])
         lay.addWidget(split, 1)
 
         # ---------------------------------------------------------------- wiring
@@ -525,12 +528,12 @@ class TrainPanel(QWidget):
         self.sample_files.blockSignals(True)
         self.sample_files.clear()
         for f in files:
-            self.sample_files.addItem(f.stem, str(f))
+            self.sample_files.addItem(self._sample_title(f), str(f))
         self.sample_files.setCurrentIndex(len(files) - 1)
         self.sample_files.blockSignals(False)
         self.sample_files.setVisible(bool(files))
         if files:
-            self.samples.set_image_file(files[-1], caption=f"{path.name}: {files[-1].stem}")
+            self.samples.set_image_file(files[-1], caption=f"{path.name} · {self._sample_title(files[-1])}")
         else:
             self.samples.clear()
         self.log.appendPlainText(f"— Opened run {path}")
@@ -553,10 +556,18 @@ class TrainPanel(QWidget):
         if p is not None and not self.is_busy():
             self.open_run(p)
 
+    @staticmethod
+    def _sample_title(path: Path) -> str:
+        """"gan_epoch004.png" -> "gan · epoch 5: input | prediction | target"."""
+        stage, sep, num = Path(path).stem.rpartition("_epoch")
+        if sep and num.isdigit():
+            return f"{stage} · epoch {int(num) + 1}: input | prediction | target"
+        return Path(path).stem
+
     def _sample_file_chosen(self, index: int) -> None:
         f = self.sample_files.itemData(index)
         if f:
-            self.samples.set_image_file(f, caption=Path(f).stem)
+            self.samples.set_image_file(f, caption=self._sample_title(Path(f)))
 
     def _show_run_folder(self) -> None:
         p = self.selected_run() or self.run_dir or self.ctx.project.runs_dir

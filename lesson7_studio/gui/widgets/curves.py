@@ -56,6 +56,7 @@ class TrainingCurves(QWidget):
     """Four linked plots fed by training events or a metrics.csv."""
 
     points_added = Signal(int)  # total points so far
+    TWO_COLUMNS_MIN_WIDTH = 720  # narrower: the plots are stacked
 
     def __init__(self, parent: QWidget | None = None, *, redraw_ms: int = 250) -> None:
         super().__init__(parent)
@@ -73,7 +74,6 @@ class TrainingCurves(QWidget):
             p.setDownsampling(auto=True, mode="peak")
             p.addLegend(offset=(-4, 4), labelTextSize="8pt", verSpacing=-6)
             p.setLabel("bottom", "step")
-            p.getAxis("left").setWidth(44)
             self.plots[key] = p
         for key in ("quality", "components", "gan"):
             self.plots[key].setXLink(self.plots["loss"])
@@ -104,6 +104,10 @@ class TrainingCurves(QWidget):
         self.plots["loss"].addItem(self._placeholder, ignoreBounds=True)
         self._relayout()
 
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._relayout()
+
     def _sync_ssim_view(self) -> None:
         q = self.plots["quality"]
         self._ssim_vb.setGeometry(q.vb.sceneBoundingRect())
@@ -115,14 +119,16 @@ class TrainingCurves(QWidget):
     def _relayout(self) -> None:
         """Show the loss plot and every other plot that has data, in a grid."""
         want = ["loss"] + [k for k, _ in PLOTS[1:] if k in self._series_plot.values()]
-        if want == self._visible:
+        cols = 1 if len(want) == 1 or self.width() < self.TWO_COLUMNS_MIN_WIDTH else 2
+        if want == self._visible and cols == getattr(self, "_cols", None):
             return
         for k in self._visible:
             self.view.ci.removeItem(self.plots[k])
         self._visible = want
-        cols = 1 if len(want) == 1 else 2
+        cols = 1 if len(want) == 1 or self.width() < self.TWO_COLUMNS_MIN_WIDTH else 2
+        self._cols = cols
         for i, k in enumerate(want):
-            span = 2 if (len(want) == 3 and i == 2) else 1
+            span = 2 if (cols == 2 and len(want) == 3 and i == 2) else 1
             self.view.ci.addItem(self.plots[k], row=i // cols, col=i % cols, colspan=span)
         self._ssim_vb.setVisible("quality" in want)
         self._sync_ssim_view()
@@ -187,7 +193,7 @@ class TrainingCurves(QWidget):
                 angle=90,
                 pen=pg.mkPen("#8a93a0", width=1, style=Qt.PenStyle.DashLine),
                 label=name if key == "loss" else None,
-                labelOpts={"position": 0.92, "color": "#5c6676", "anchors": [(0, 1), (0, 1)]},
+                labelOpts={"position": 0.06, "color": "#5c6676", "anchors": [(0, 1), (0, 1)]},
             )
             plot.addItem(line, ignoreBounds=True)
             self._stage_lines.append((plot, line))

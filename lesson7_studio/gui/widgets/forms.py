@@ -210,8 +210,7 @@ class Field:
             lo = s.minimum if s.minimum is not None else -1e9
             hi = s.maximum if s.maximum is not None else 1e9
             w.setRange(lo, hi)
-            decimals = 3 if (s.maximum is None or s.maximum > 2) else 3
-            w.setDecimals(decimals)
+            w.setDecimals(3)
             span = (hi - lo) if math.isfinite(hi - lo) and hi - lo < 1e8 else 10.0
             w.setSingleStep(0.05 if span <= 2 else 0.1 if span <= 20 else 1.0)
             return w, w.value, lambda v: w.setValue(float(v)), w.valueChanged
