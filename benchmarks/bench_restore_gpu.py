@@ -46,6 +46,7 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=3000)
     ap.add_argument("--out", default=os.path.join(os.environ.get("OUT", str(ROOT / "benchmarks" / "results")), "restore_gpu.json"))
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--images", type=int, default=4)
     args = ap.parse_args()
 
     import torch
@@ -74,6 +75,12 @@ def main() -> int:
     def log(*a):
         print(f"[{time.time() - t_start:6.1f}s]", *a, flush=True)
 
+    def save() -> None:  # after every section, so a run cut short still reports
+        res["seconds_total"] = round(time.time() - t_start, 1)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2, default=str) + "\n")
+
     # 1. SSIM against scikit-image
     try:
         from skimage.metrics import structural_similarity
@@ -94,21 +101,23 @@ def main() -> int:
         log("ssim vs skimage", res["ssim_vs_skimage"]["max_abs_diff"])
     except ImportError:
         res["ssim_vs_skimage"] = "scikit-image not installed"
+    log("start", res)
 
     # test images: Kodak, crappified
     gts, lrs = [], []
-    for p in kodak[:4]:
+    for p in kodak[: args.images]:
         hr, _ = prepare_hr(load_image(p), 2, None)
         gts.append(np.asarray(hr))
         lrs.append(np.asarray(apply_recipe(hr, recipe, 0).image))
 
     def to_t(a):
-        return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float().div(255)
+        return torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].float().div(255)
 
     def precision_report(model, name):
         model = model.to(dev).eval()
         out = {}
-        for dt_name, dt in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        dtypes = (("fp16", torch.float16), ("bf16", torch.bfloat16)) if dev.type == "cuda" else (("bf16", torch.bfloat16),)
+        for dt_name, dt in dtypes:
             vals = []
             for lr in lrs:
                 x = to_t(lr).to(dev)
@@ -148,6 +157,7 @@ def main() -> int:
     torch.manual_seed(0)
     model = models.restorer("unet-resnet34", pretrained=False, self_attention=True)
     res["random"] = precision_report(model, "random")
+    save()
 
     # 2. brief training
     rng = np.random.default_rng(0)
@@ -188,6 +198,7 @@ def main() -> int:
     log("trained", res["training"])
     model.eval()
     res["trained"] = precision_report(model, "trained")
+    save()
 
     # 3. speed and memory on the GPU
     if dev.type == "cuda" and not args.skip_speed:
@@ -229,7 +240,8 @@ def main() -> int:
             speed.append(row)
             log("speed", row)
             torch.cuda.empty_cache()
-        res["gpu_speed"] = speed
+            res["gpu_speed"] = speed
+            save()
 
         # 4. out of memory -> halve the tile
         lr = np.asarray(base.resize((1024, 768), Image.Resampling.BICUBIC))
@@ -252,11 +264,8 @@ def main() -> int:
         finally:
             torch.cuda.set_per_process_memory_fraction(1.0, dev)
         log("oom", res["oom_halving"])
-    res["seconds_total"] = round(time.time() - t_start, 1)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2, default=str) + "\n")
-    log("wrote", out)
+    save()
+    log("wrote", args.out)
     return 0
 
 

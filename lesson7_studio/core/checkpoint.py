@@ -20,7 +20,6 @@ import datetime as _dt
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, DeviceError, Lesson7Error, ModelError, UnsafeFileError
+from .images import atomic_write
 from .models import registry
 
 FORMAT_VERSION = 1
@@ -167,17 +167,11 @@ def save_model(path: str | os.PathLike, model: nn.Module, name: str, options: Ma
         header = {META_KEY: json.dumps(meta, default=_json_default), "format": "pt"}
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"Checkpoint info for {path} cannot be stored as JSON: {err}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
     try:
-        save_file(tensors, tmp_name, metadata=header)
-        os.replace(tmp_name, path)
-    except BaseException as err:
-        Path(tmp_name).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise CheckpointError(f"Cannot write checkpoint {path}: {err}") from None
-        raise
+        with atomic_write(path) as tmp:
+            save_file(tensors, str(tmp), metadata=header)
+    except OSError as err:
+        raise CheckpointError(f"Cannot write checkpoint {path}: {err}") from None
     return path
 
 

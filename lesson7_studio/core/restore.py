@@ -221,7 +221,7 @@ _PEAK_OVER_OUTPUTS = 0.2
 _MAX_NET_TILE = {"cpu": 1024, "cuda": 2048, "mps": 1024}
 # share of the available memory one restore may use for activations
 _MEMORY_SHARE = {"cpu": 0.3, "cuda": 0.6, "mps": 0.4}
-_CPU_MEMORY_CAP = 2 << 30
+_CPU_MEMORY_CAP = 3 << 29  # 1.5 GiB: keeps a 24 MP restore under 3 GB in all
 
 
 def _cache(model: Any) -> dict:
@@ -1161,7 +1161,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Crappify each ground-truth image of ``folder`` with ``recipe`` (its seed derived from
     ``seed`` and the file's relative path, as datasets.build_pairs does), restore it, and score
-    the model and each baseline against the original.
+    the model and each baseline against the original (``model=None``: the baselines alone).
 
     Scores: Y-PSNR and SSIM on BT.601 luma and RGB-PSNR, with ``border`` = the recipe's scale
     (the model's when the recipe has none) cropped from every side; outputs of another size
@@ -1184,9 +1184,15 @@ def evaluate(
         files = files[: max(0, int(max_images))]
     if not files:
         raise Lesson7Error(f"No images found in {folder}.")
-    facts = model_facts(model)
-    border = int(rec.scale or facts.scale)
-    if rec.scale and rec.scale != facts.scale:
+    if model is None:  # baselines only
+        if not rec.scale:
+            raise RecipeError(f"Recipe '{rec.name}' has no fixed scale; scoring baselines alone needs one.")
+        facts = None
+        border = int(rec.scale)
+    else:
+        facts = model_facts(model)
+        border = int(rec.scale or facts.scale)
+    if facts is not None and rec.scale and rec.scale != facts.scale:
         emit(on_event, Log(
             f"The model restores x{facts.scale} but recipe '{rec.name}' degrades x{rec.scale}; "
             "outputs are resized to the original size before scoring.", level="warning"))
@@ -1216,21 +1222,15 @@ def evaluate(
             continue
         lr_pil = apply_recipe(hr_pil, rec, item_seed(seed, rel)).image
         hr = np.asarray(hr_pil, dtype=np.float32) / 255.0
-        lr_data = images.from_pil(lr_pil)
-        out_img = restore_image(model, lr_data, tile=tile, device=device, precision=precision, cancel=cancel)
-        out = images.to_float(out_img)
-        resized = out.shape[:2] != hr.shape[:2]
-        if resized:
-            pil = Image.fromarray(out_img.rgb).resize(hr_pil.size, Image.Resampling.BICUBIC)
-            out = np.asarray(pil, dtype=np.float32) / 255.0
-        row: dict[str, Any] = {
-            "file": rel,
-            "size": [hr_pil.width, hr_pil.height],
-            "lr_size": [lr_pil.width, lr_pil.height],
-            "model": _metric_row(out, hr, border),
-        }
-        if resized:
-            row["resized"] = True
+        row: dict[str, Any] = {"file": rel, "size": [hr_pil.width, hr_pil.height], "lr_size": [lr_pil.width, lr_pil.height]}
+        if model is not None:
+            out_img = restore_image(model, images.from_pil(lr_pil), tile=tile, device=device, precision=precision, cancel=cancel)
+            out = images.to_float(out_img)
+            if out.shape[:2] != hr.shape[:2]:
+                pil = Image.fromarray(out_img.rgb).resize(hr_pil.size, Image.Resampling.BICUBIC)
+                out = np.asarray(pil, dtype=np.float32) / 255.0
+                row["resized"] = True
+            row["model"] = _metric_row(out, hr, border)
         for name, fn in named:
             base = np.asarray(fn(lr_pil, hr_pil.size).convert("RGB"), dtype=np.float32) / 255.0
             row[name] = _metric_row(base, hr, border)
@@ -1240,23 +1240,23 @@ def evaluate(
         emit(on_event, Progress(done=i + 1, total=len(files), message=rel, stage="eval", eta_s=eta))
     if not rows:
         raise Lesson7Error(f"None of the {len(files)} images in {folder} could be read.")
-    mean = {"model": _mean_rows([r["model"] for r in rows])}
+    mean = {} if model is None else {"model": _mean_rows([r["model"] for r in rows])}
     for name, _fn in named:
         mean[name] = _mean_rows([r[name] for r in rows])
     info = getattr(model, "info", None)
     result = {
-        "model": getattr(info, "name", type(model).__name__),
+        "model": None if model is None else getattr(info, "name", type(model).__name__),
         "folder": str(folder),
         "recipe": rec.name,
         "recipe_hash": rec.hash(),
         "seed": int(seed),
-        "scale": facts.scale,
+        "scale": facts.scale if facts is not None else int(rec.scale),
         "border": border,
         "precision": precision,
         "count": len(rows),
         "metrics": ["psnr_y", "psnr_rgb", "ssim_y"],
         "mean": mean,
-        "gain_psnr_y": {name: mean["model"]["psnr_y"] - mean[name]["psnr_y"] for name, _ in named},
+        "gain_psnr_y": {} if model is None else {name: mean["model"]["psnr_y"] - mean[name]["psnr_y"] for name, _ in named},
         "images": rows,
         "skipped": skipped,
         "seconds": round(time.perf_counter() - t0, 3),

@@ -13,7 +13,6 @@ import hashlib
 import os
 import re
 import socket
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -119,8 +118,8 @@ def download_url(url: str, dest: Path, *, hash_prefix: Optional[str] = None, on_
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     label = label or dest.name
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{os.urandom(4).hex()}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     sha = hashlib.sha256()
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:

@@ -203,3 +203,20 @@ def test_device_and_precision_choice():
         resolve_precision(cpu, "fp16")
     with pytest.raises(TrainingError):
         resolve_precision(cpu, "int8")
+
+
+def test_early_stopping_and_time_budget():
+    from lesson7_studio.core.train.callbacks import BudgetCallback, EarlyStopping, Recorder
+
+    x = torch.rand(4, 3, 8, 8)
+    dl = torch.utils.data.DataLoader(list(zip(x, x)), batch_size=2)
+    m = nn.Conv2d(3, 3, 1)
+    learn = Learner(m, dl, dl, nn.MSELoss(), callbacks=[Recorder(image_metrics=False), EarlyStopping(patience=2)],
+                    device="cpu", precision="fp32")
+    learn.fit(10, 0.0)  # lr 0: the validation loss never improves
+    assert learn.fit_stop_reason == "early-stop" and learn.epoch == 2  # best at 0, no gain at 1 and 2
+
+    learn = Learner(nn.Conv2d(3, 3, 1), dl, None, nn.MSELoss(), callbacks=[BudgetCallback(max_seconds=0.0)],
+                    device="cpu", precision="fp32")
+    learn.fit(5, 1e-3)
+    assert learn.fit_stop_reason == "budget" and learn.step == 1 and learn.position() == (0, 1)

@@ -96,9 +96,12 @@ def test_pause_cancel_resume(qtbot, panel):
     qtbot.waitUntil(lambda: len(batches) >= 1, timeout=60000)
     panel.pause()
     assert panel.worker.is_paused() and panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
-    qtbot.wait(1200)  # the batch in flight may still end
-    n = len(batches)
-    qtbot.wait(800)
+    for _ in range(30):  # the batch in flight may still end: wait until the count settles
+        n = len(batches)
+        qtbot.wait(1000)
+        if len(batches) == n:
+            break
+    qtbot.wait(1000)
     assert len(batches) == n, "training went on while paused"
     panel.resume()
     assert not panel.worker.is_paused()

@@ -887,7 +887,6 @@ class _Run:
     def run(self) -> RunResult:
         cfg = self.cfg
         cfg.validate()
-        self.check_data()
         resuming = self.resume and self.folder.holds_run()
         if self.resume and not resuming:
             raise TrainingError(f"Nothing to resume in {self.folder.root}: it holds no run.",
@@ -895,6 +894,7 @@ class _Run:
         if not self.resume and self.folder.holds_run():
             raise TrainingError(f"{self.folder.root} already holds a training run.",
                                 hint="Continue it with --resume, or choose another --out folder.")
+        self.check_data()
         seed_everything(cfg.seed)
         has_ckpt = resuming and (self.folder.ckpt / "last.json").exists()
         self.build_models(load_pretrained=not has_ckpt)
