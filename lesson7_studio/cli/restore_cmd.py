@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="tile size in input pixels (default: chosen from the free memory)")
     p.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto: bf16 (CPU) or fp16 (CUDA) where the output stays within 45 dB PSNR of fp32 (default)")
+                   help="auto (default): bf16 on CPU or fp16 on CUDA where that output is within 45 dB PSNR of fp32, checked once per model")
     p.add_argument("--in-place", action="store_true",
                    help="allow DST to be SRC itself (outputs with the same name replace the originals)")
     p.set_defaults(func=run_restore)

@@ -46,6 +46,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_non_negative_int, help="random seed (default 0)")
     p.add_argument("--no-pretrained", action="store_true",
                    help="do not use ImageNet weights (encoder and feature loss start random)")
+    p.add_argument("--init", metavar="MODEL",
+                   help="fine-tune: start from this checkpoint (.safetensors, or 'starter' for the bundled "
+                   "model); its architecture replaces the recipe's")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -85,7 +88,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "batch_size": args.batch_size, "lr": args.lr, "device": args.device, "precision": args.precision,
         "workers": args.workers, "seed": args.seed,
         "max_minutes": getattr(args, "max_minutes", None), "max_steps": getattr(args, "max_steps", None),
-        "steps_per_epoch": getattr(args, "steps_per_epoch", None),
+        "steps_per_epoch": getattr(args, "steps_per_epoch", None), "init": args.init,
     }
     if args.no_pretrained:
         ov["pretrained"] = False

@@ -9,11 +9,12 @@ bicubic resize). Our :class:`~.models.Restorer`, the spandrel adapter below and
 :class:`~.export.OnnxRestorer` all qualify.
 
 Tiling: the low-resolution (LR) image is cut into equal tiles of ``T`` px whose *cores*
-partition the image; each tile carries ``margin`` px of real (or reflected, at the borders)
-context on every side. Neighbouring outputs are blended over ``2*feather`` px around each core
-boundary with linear ramps that sum to one, so no seam shows; the image is never padded in
-memory (tiles index it with reflected coordinates) and the output is accumulated one tile row
-at a time, so memory stays bounded for any image size.
+partition the image. A tile at the image border sees the border exactly as one whole-image
+pass would (the image reflect-padded at its end to the model's size multiple); at every inner
+core boundary the tiles carry ``margin`` px of real context, and neighbouring outputs are
+blended over ``2*feather`` px with linear ramps that sum to one, so no seam shows. The image is
+never padded in memory (tiles index it with reflected coordinates) and the output is
+accumulated one tile row at a time, so memory stays bounded for any image size.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ import math
 import os
 import time
 import weakref
-import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -211,7 +211,7 @@ class _TileOutOfMemory(Exception):
 _MODEL_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 # Low precision is used only where its output on a probe tile stays this close to fp32's:
-# PSNR(fp32, low) >= 45 dB, an RMS difference under 1.5/255 (less than JPEG at quality 95 changes).
+# PSNR(fp32, low) >= 45 dB, an RMS difference under 1.5/255 (about what JPEG at quality 95 changes).
 PRECISION_MIN_PSNR = 45.0
 # Peak memory of a forward pass over the sum of all layer outputs' sizes (measured 0.13 for
 # unet-resnet34 on 512-1024 px tiles, CPU, fp32 and bf16; 0.2 leaves headroom).
@@ -591,10 +591,11 @@ def restore_array(
     """Restore an HxWx3 array (uint8, uint16, or float in [0,1]) -> (H*s)x(W*s)x3, same dtype.
 
     ``tile``: LR tile side in px (rounded to the model's multiple); None picks it from the
-    memory available. ``overlap``: LR context px on each tile side (None: 64 network px).
-    ``precision``: "auto" (bf16 on CPUs that support it, fp16 on CUDA, each only if the model's
-    output on a probe tile stays within 45 dB PSNR of fp32's, decided once per model and device;
-    fp32 for 16-bit images), "fp32", "bf16" or "fp16". Out of memory halves the tile and starts the image again.
+    memory available. ``overlap``: LR context px at each inner tile boundary (None: 48 network
+    px). ``precision``: "auto" (bf16 on CPUs that support it, fp16 on CUDA, each only where the
+    model's output on a ~256 px probe tile has a PSNR >= 45 dB against fp32's; decided once per
+    model object and device; fp32 for 16-bit images), "fp32", "bf16" or "fp16". Out of memory
+    halves the tile and starts the image again.
     """
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ModelError(f"restore_array needs an HxWx3 array, got shape {arr.shape}.")

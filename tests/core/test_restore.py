@@ -1,6 +1,4 @@
 import hashlib
-import io
-import os
 import sys
 from pathlib import Path
 
@@ -442,11 +440,11 @@ def test_foreign_weights_without_spandrel_explain_the_extra(tmp_path, monkeypatc
 
 
 def test_spandrel_model_restores(tmp_path):
-    spandrel = pytest.importorskip("spandrel")
-    from spandrel.architectures.ESRGAN import ESRGAN  # noqa: F401
+    pytest.importorskip("spandrel")
+    from spandrel.architectures.ESRGAN import ESRGAN
 
     torch.manual_seed(0)
-    net = spandrel.architectures.ESRGAN.ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=2)
+    net = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=2)
     path = tmp_path / "tiny_esrgan_x2.pth"
     torch.save(net.state_dict(), path)
     model = restore.load_any_model(path, device="cpu")
@@ -474,3 +472,35 @@ def test_evaluate_reports_model_and_bicubic(lite, tmp_path):
     assert res["gain_psnr_y"]["bicubic"] == pytest.approx(res["mean"]["model"]["psnr_y"] - res["mean"]["bicubic"]["psnr_y"])
     again = restore.evaluate(lite, gt, "decrappify-x2", seed=0)
     assert again["mean"] == res["mean"]  # deterministic
+
+
+def test_evaluate_baselines_only(tmp_path):
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    Image.fromarray(_photo(32, 40)).save(gt / "g.png")
+    res = restore.evaluate(None, gt, "decrappify-x2", baselines=("bicubic", "nearest"))
+    assert res["model"] is None and set(res["mean"]) == {"bicubic", "nearest"}
+    assert res["mean"]["bicubic"]["psnr_y"] > res["mean"]["nearest"]["psnr_y"]
+
+
+@pytest.mark.parametrize("n,tile,margin,q", [(100, 32, 8, 8), (1000, 256, 24, 16), (257, 64, 16, 32), (33, 16, 4, 8)])
+def test_tile_plan_covers_the_axis_with_context(n, tile, margin, q):
+    ax = restore._plan_axis(n, tile, margin, q, 1)
+    full = -(-n // q) * q
+    assert ax.bounds[0] == 0 and ax.bounds[-1] == n and ax.t % q == 0
+    for i, s in enumerate(ax.starts):
+        a, b = ax.bounds[i], ax.bounds[i + 1]
+        assert 0 <= s and s + ax.t <= max(full, ax.t)  # windows never leave what a whole pass sees
+        assert s <= max(a - margin, 0) or s == 0
+        assert s + ax.t >= min(b + margin, full)
+
+
+def test_devices_and_memory():
+    assert restore.available_memory("cpu") > 0
+    assert restore.resolve_device("cpu").type == "cpu"
+    assert restore.resolve_device(None).type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(Lesson7Error, match="CUDA"):
+            restore.resolve_device("cuda")
+    with pytest.raises(Lesson7Error):
+        restore.resolve_device("tpu9")

@@ -76,6 +76,9 @@ class TrainConfig:
     description: str = ""
     arch: str = "unet-resnet34"
     arch_options: dict = field(default_factory=dict)
+    # fine-tuning: start the generator from this checkpoint ("starter" or a .safetensors file);
+    # its architecture and options replace arch / arch_options
+    init: Optional[str] = None
     pretrained: bool = True  # ImageNet weights for the encoder and the feature loss
     size: int = 128  # HR crop size in pixels
     batch_size: int = 32
@@ -298,7 +301,7 @@ def get_recipe(name: str) -> TrainConfig:
 
 OVERRIDABLE = ("data", "out", "epochs", "size", "batch_size", "lr", "arch", "device", "max_minutes", "workers",
                "precision", "pretrained", "max_steps", "steps_per_epoch", "valid_batches", "seed",
-               "checkpoint_every_steps", "preview_samples", "arch_options", "critic_options")
+               "checkpoint_every_steps", "preview_samples", "arch_options", "critic_options", "init")
 
 
 def _head_lr(lr: Any) -> float:

@@ -366,6 +366,19 @@ def _load_weights(path: Path, module: nn.Module) -> None:
         raise CheckpointError(f"Checkpoint {path} lacks {len(missing)} tensors of the model (e.g. {missing[0]}).")
 
 
+def _init_checkpoint(cfg: TrainConfig) -> Path:
+    """The checkpoint file named by ``cfg.init`` ("starter" is the bundled starter model)."""
+    if cfg.init == "starter":
+        from ..restore import starter_model_path
+
+        path = starter_model_path()
+    else:
+        path = Path(cfg.init)
+    if not path.is_file():
+        raise TrainingError(f"Cannot fine-tune from {path}: the file does not exist.")
+    return path
+
+
 def _options_for(arch: str, cfg: TrainConfig, scale: int, *, pretrained: bool) -> dict:
     from .. import models
 
@@ -465,8 +478,14 @@ class _Run:
             self.gen_opts = _options_for(cfg.arch, cfg, 1, pretrained=False)
             self.gen = models.create(cfg.arch, **self.gen_opts)
         else:
-            self.gen_opts = _options_for(cfg.arch, cfg, self.scale, pretrained=load_pretrained)
+            init = _init_checkpoint(cfg) if cfg.init else None
+            if init is not None:
+                self._adopt_init(init)
+            self.gen_opts = _options_for(cfg.arch, cfg, self.scale, pretrained=load_pretrained and init is None)
             self.gen = models.restorer(cfg.arch, **self.gen_opts)
+            if init is not None and load_pretrained:  # on resume the run's own checkpoint wins
+                _load_weights(init, self.gen)
+                self.emit(Log(f"Fine-tuning from {init} ({cfg.arch})."))
             info = self.gen.info
             for s in cfg.stages:
                 if s.kind in ("restore", "gan", "save-preds", "critic"):
@@ -477,6 +496,20 @@ class _Run:
         # checkpoints store the options that rebuild the net without downloading anything
         if "pretrained" in self.gen_opts:
             self.gen_opts["pretrained"] = False
+
+    def _adopt_init(self, path: Path) -> None:
+        """Take the generator's architecture and options from the checkpoint it starts from."""
+        from .. import checkpoint
+
+        meta = checkpoint.read_metadata(path)
+        if meta.get("kind", "restorer") != "restorer":
+            raise TrainingError(f"{path} holds a {meta.get('kind')}, not an image restorer; it cannot start a run.")
+        if int(meta.get("scale", self.scale)) != self.scale:
+            raise TrainingError(
+                f"{path} restores at scale {meta.get('scale')} but dataset {self.data} has scale {self.scale}.",
+                hint="Fine-tune on a dataset built with a recipe of the same scale.")
+        self.cfg.arch = meta["name"]
+        self.cfg.arch_options = {k: v for k, v in meta.get("options", {}).items() if k not in ("scale", "pretrained")}
 
     def build_losses(self) -> None:
         """Construct every loss the stages need now, so missing weights fail before training."""
