@@ -213,15 +213,18 @@ _MODEL_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary
 # Low precision is used only where its output on a probe tile stays this close to fp32's:
 # PSNR(fp32, low) >= 45 dB, an RMS difference under 1.5/255 (about what JPEG at quality 95 changes).
 PRECISION_MIN_PSNR = 45.0
-# Peak memory of a forward pass over the sum of all layer outputs' sizes (measured 0.13 for
-# unet-resnet34 on 512-1024 px tiles, CPU, fp32 and bf16; 0.2 leaves headroom).
-_PEAK_OVER_OUTPUTS = 0.2
+# Peak memory of a forward pass over the sum of all layer outputs' sizes: measured 0.27 for
+# unet-resnet34 (1024 px tiles, CPU, fp32 and bf16); 0.35 leaves headroom.
+_PEAK_OVER_OUTPUTS = 0.35
+# Global self-attention holds an N x N float map (N positions at its layer): measured 1.0 x 4*N^2
+# bytes for unet-resnet34 on the CPU; 1.5 leaves headroom.
+_ATTENTION_COPIES = 1.5
 
 # largest network-input tile side: past it, bigger tiles buy nothing but memory
 _MAX_NET_TILE = {"cpu": 1024, "cuda": 2048, "mps": 1024}
 # share of the available memory one restore may use for activations
 _MEMORY_SHARE = {"cpu": 0.3, "cuda": 0.6, "mps": 0.4}
-_CPU_MEMORY_CAP = 3 << 29  # 1.5 GiB: keeps a 24 MP restore under 3 GB in all
+_CPU_MEMORY_CAP = 5 << 28  # 1.25 GiB: with torch, the model and the image, a 24 MP restore stays under 3 GB
 
 
 def _cache(model: Any) -> dict:
@@ -350,11 +353,16 @@ class _Runner:
         return cache.get("bytes_per_px")
 
     def _forward_measured(self, probe: torch.Tensor) -> torch.Tensor:
-        """fp32 forward of the probe; records the memory estimate on the way if not known yet."""
+        """fp32 forward of the probe; records the memory estimate on the way if not known yet:
+        ``bytes_per_px`` (activations, linear in the tile's pixels) and ``attention_per_px``
+        (positions per network pixel of each global self-attention, whose map is quadratic)."""
         cache = _cache(self.model)
         if not self.is_module or "bytes_per_px" in cache:
             return self.forward(probe, None)
+        from .models.layers import SelfAttention
+
         total = [0]
+        positions: list[int] = []
 
         def hook(_mod, _inp, out):
             if isinstance(out, torch.Tensor):
@@ -362,16 +370,25 @@ class _Runner:
             elif isinstance(out, (tuple, list)):
                 total[0] += sum(o.numel() * 4 for o in out if isinstance(o, torch.Tensor))
 
-        handles = [m.register_forward_hook(hook) for m in self.model.modules() if not list(m.children())]
+        def attention_hook(_mod, inp):
+            positions.append(int(inp[0][0, 0].numel()))  # H*W at that layer
+
+        handles = []
+        for name, m in self.model.named_modules():
+            if "parametrizations" in name.split("."):
+                continue  # weight/spectral norm: their outputs are weights, not activations
+            if isinstance(m, SelfAttention):
+                handles.append(m.register_forward_pre_hook(attention_hook))
+            if not list(m.children()):
+                handles.append(m.register_forward_hook(hook))
         try:
             y = self.forward(probe, None)
         finally:
             for h in handles:
                 h.remove()
         net_px = probe.shape[0] * (probe.shape[2] * self.facts.pre_scale) * (probe.shape[3] * self.facts.pre_scale)
-        # attention maps grow with the square of the tile and are not layer outputs; the
-        # out-of-memory retry covers what this misses.
         cache["bytes_per_px"] = max(total[0] * _PEAK_OVER_OUTPUTS / net_px, 64.0)
+        cache["attention_per_px"] = [n * probe.shape[0] / net_px for n in positions]
         return y
 
 
@@ -454,7 +471,11 @@ def _fit_tile(tile: int, margin: int, facts: ModelFacts) -> tuple[int, int]:
 
 
 def _auto_tile(runner: _Runner, probe: torch.Tensor, margin: int) -> tuple[int, int]:
-    """(LR tile side, tiles per batch) from the memory available now."""
+    """(LR tile side, tiles per batch) from the memory available now.
+
+    Tile memory ~ a*P + b*P^2 for P network pixels: ``a`` the activations per pixel, ``b`` the
+    N x N maps of global self-attention layers; the largest square tile within the budget wins.
+    """
     facts = runner.facts
     dev = runner.device.type
     pre = facts.pre_scale
@@ -466,8 +487,14 @@ def _auto_tile(runner: _Runner, probe: torch.Tensor, margin: int) -> tuple[int, 
         budget = available_memory(runner.device) * _MEMORY_SHARE.get(dev, 0.3)
         if dev == "cpu":
             budget = min(budget, _CPU_MEMORY_CAP)
-        side = min(int(math.sqrt(max(budget, 1.0) / per_px) // pre), max_side_lr)
-        per_tile = per_px * (side * pre) ** 2
+        quad = sum(4.0 * _ATTENTION_COPIES * r * r for r in _cache(runner.model).get("attention_per_px", []))
+
+        def need(p: float) -> float:
+            return per_px * p + quad * p * p
+
+        p = budget / per_px if quad == 0 else (-per_px + math.sqrt(per_px**2 + 4 * quad * budget)) / (2 * quad)
+        side = min(int(math.sqrt(max(p, 1.0)) // pre), max_side_lr)
+        per_tile = need(float((side * pre) ** 2))
         batch = 1 if dev == "cpu" else int(max(1, min(8, budget // max(per_tile, 1.0))))
     side = max(side, 2 * margin + facts.lr_multiple)
     return max(facts.lr_multiple, (side // facts.lr_multiple) * facts.lr_multiple), batch

@@ -214,3 +214,47 @@ def test_run_checkpoints_are_listed(qtbot, cmp_ctx, tiny_model):
     paths = [p.model_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(p.model_list.count())]
     assert str(run / "checkpoints" / "main-s0000020.safetensors") in paths
     assert not any(x.endswith(("s0000010.safetensors", ".critic.safetensors")) for x in paths)
+
+
+def test_valid_combo_follows_the_image_shown(qtbot, cmp_ctx, tiny_model, pair_dataset, tmp_path):
+    hr = _photo(64, seed=2)
+    Image.fromarray(hr).save(pair_dataset / "hr" / "b.png")
+    Image.fromarray(hr).resize((32, 32), Image.Resampling.BILINEAR).save(pair_dataset / "lr" / "b.png")
+    meta = json.loads((pair_dataset / "dataset.json").read_text())
+    meta["train"] = ["b.png"]
+    (pair_dataset / "dataset.json").write_text(json.dumps(meta))
+    src = tmp_path / "photo.png"
+    Image.fromarray(_photo(40)).save(src)
+    p = _panel(qtbot, cmp_ctx, tiny_model)
+    p.auto_check.setChecked(False)  # no restoring needed here
+    p.on_shown()
+    assert p._current[0].name == "a.png" and p.valid_combo.currentData() == "a.png"
+    # an image from elsewhere: no valid image is selected (not a stale one)
+    p.open_images([src])
+    assert p.valid_combo.currentIndex() == -1
+    p.refresh_datasets()  # e.g. when the panel is shown again
+    assert p.valid_combo.currentIndex() == -1
+    # a train image of the dataset has a ground truth but is not a valid image either
+    p.open_images([pair_dataset / "lr" / "b.png"])
+    assert p._current[1] is not None and p.valid_combo.currentIndex() == -1
+    # back to the valid image through the list of opened images
+    p._image_chosen(0)
+    assert p.valid_combo.currentData() == "a.png"
+    p.refresh_datasets()
+    assert p.valid_combo.currentData() == "a.png"
+
+
+def test_side_controls_fit_a_small_window(qtbot, cmp_ctx, tiny_model, pair_dataset):
+    p = _panel(qtbot, cmp_ctx, tiny_model)
+    p.resize(920, 590)  # the panel's share of a 1024x640 window
+    qtbot.wait(50)
+    for w in (p.open_button, p.import_button, p.tile_combo, p.auto_check, p.restore_button, p.dataset_combo,
+              p.valid_combo, p.before_combo, p.after_combo):
+        assert w.width() >= w.minimumSizeHint().width(), w
+    assert p.import_button.width() >= p.import_button.sizeHint().width()
+    assert p.auto_check.width() >= p.auto_check.sizeHint().width()
+    # long entries are elided in the middle; the whole text is the tooltip
+    p.before_combo.addItem("Run: a-very-long-run-name-that-does-not-fit (step 123456)", "x")
+    p.before_combo.setCurrentIndex(p.before_combo.count() - 1)
+    p.before_combo.repaint()
+    assert "a-very-long-run-name" in p.before_combo.toolTip()

@@ -141,6 +141,59 @@ def test_critic_map_follows_the_patch_layout():
     assert np.allclose(np.sort(m.ravel()), np.sort(1 - torch.sigmoid(flat[0]).numpy()), atol=1e-5)
 
 
+def test_critic_scores_images_smaller_than_its_minimum_input():
+    import torch
+
+    from lesson7_studio.core import models
+    from lesson7_studio.gui.panels.gan import critic_fake_map, critic_min_side
+
+    torch.manual_seed(0)
+    net = models.create("gan-critic", nf=8).eval()
+    # 4 stride-2 convs then an unpadded 4x4 conv: 64 px is the smallest input it accepts
+    assert critic_min_side(net) == 64
+    with pytest.raises(RuntimeError):
+        with torch.no_grad():
+            net(torch.zeros(1, 3, 24, 40))
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    m = critic_fake_map(net, small)  # mirror-padded to 64 px, the patches over the image kept
+    assert m.ndim == 2 and m.size >= 1 and np.all(np.isfinite(m)) and np.all((m >= 0) & (m <= 1))
+    # a sample 48 px tall and 128 wide (as in a small run's grid): a row of patches across it
+    wide = critic_fake_map(net, rng.integers(0, 256, (48, 128, 3), dtype=np.uint8))
+    assert wide.shape[0] == 1 and wide.shape[1] >= 3
+    # images at least the minimum are scored as they are
+    assert critic_fake_map(net, np.zeros((64, 96, 3), np.uint8)).shape == (1, 3)
+
+
+def test_small_samples_get_a_critic_map_in_the_panel(qtbot, gan_ctx):
+    from lesson7_studio.core.train.callbacks import grid_image, save_png
+
+    run = make_run(gan_ctx.project.runs_dir / "nogan-small")
+    grid = grid_image([tuple(np.full((24, 40, 3), v, np.uint8) for v in (10, 90, 200)) for _ in range(2)])
+    for f in (run / "samples").glob("*.png"):
+        save_png(grid, f)
+    p = _panel(qtbot, gan_ctx)
+    p.open_run(run)
+    qtbot.waitUntil(lambda: p.fake_map() is not None and p._worker is None, timeout=30000)
+    assert "failed" not in p.critic_label.text()
+    assert p.heat_view.has_image() and np.all((p.fake_map() >= 0) & (p.fake_map() <= 1))
+
+
+def test_missing_metrics_show_a_dash_not_nan(qtbot, gan_ctx):
+    from lesson7_studio.gui.panels.gan import _num
+
+    assert _num("nan") == "\u2014" and _num("") == "\u2014" and _num(float("nan")) == "\u2014"
+    assert _num("0.68581") == "0.6858"
+    run = make_run(gan_ctx.project.runs_dir / "nogan-nan")
+    csv = run / "metrics.csv"
+    csv.write_text(csv.read_text().replace(",0.7,0.6,", ",nan,0.6,"))
+    p = _panel(qtbot, gan_ctx)
+    p.open_run(run)
+    text = p.metrics_label.text()
+    assert "gen_loss \u2014" in text and "nan" not in text.lower()
+    assert "critic_loss 0.6" in text
+
+
 def test_wgan_run_shows_the_noise_grid_per_epoch(qtbot, gan_ctx, tmp_path):
     run = make_run(tmp_path / "wgan-run", wgan=True)
     p = _panel(qtbot, gan_ctx)
@@ -165,3 +218,20 @@ def test_new_epochs_appear_while_a_run_is_going_on(qtbot, gan_ctx):
     save_png(grid_image([(_cell(64, 10), _cell(64, 250), _cell(64, 200))] * 2), run / "samples" / "gan_epoch003.png")
     p.reload()
     assert len(p.samples()) == 6 and p.slider.value() == 5  # followed the newest
+
+
+def test_split_grid_with_fewer_rows_than_preview_samples():
+    from lesson7_studio.core.train.callbacks import grid_image
+    from lesson7_studio.gui.panels.gan import split_grid
+
+    rng = np.random.default_rng(0)
+    cells = [rng.integers(40, 250, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    one_row = grid_image([cells])  # a dataset with one valid image, preview_samples = 2
+    rows = split_grid(one_row, n_rows=2)
+    assert len(rows) == 1 and rows[0][1].shape == (64, 64, 3)
+    assert np.array_equal(rows[0][1], cells[1])
+    # wide cells: the row count of the run is kept when the grid really has those rows
+    wide = [rng.integers(40, 250, (24, 40, 3), dtype=np.uint8) for _ in range(3)]
+    two_rows = grid_image([wide, wide])
+    rows = split_grid(two_rows, n_rows=2)
+    assert len(rows) == 2 and rows[1][2].shape == (24, 40, 3) and np.array_equal(rows[1][2], wide[2])

@@ -19,7 +19,7 @@ import numpy as np
 
 from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
@@ -39,6 +39,9 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QStackedWidget,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QTableWidget,
     QTableWidgetItem,
     QToolButton,
@@ -58,6 +61,8 @@ INPUT, GT, BICUBIC = "input", "gt", "bicubic"
 TILE_CHOICES = [("Auto", None), ("128 px", 128), ("256 px", 256), ("512 px", 512),
                 ("1024 px", 1024)]
 MODES = [("split", "Split"), ("side", "Side by side"), ("flicker", "Flicker"), ("diff", "Difference")]
+SHORT_MODES = {"side": "Side", "diff": "Diff"}  # in a narrow panel, to leave room for Before/After
+COMPACT_BELOW = 1000  # panel width (px) under which the short names are used
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -163,7 +168,7 @@ def compare_job(input_path: Path | None, gt_path: Path | None, models: list[tupl
         b = bicubic_upscale(img.rgb, h, w)
         scale = max(1, round(h / in_h))
         m = image_metrics(b, gt_f, crop=scale) if gt_f is not None else {}
-        emit(on_event, Restored(BICUBIC, f"Input, bicubic \u00d7{scale}" if scale > 1 else "Input", b,
+        emit(on_event, Restored(BICUBIC, f"Bicubic \u00d7{scale}" if scale > 1 else "Input", b,
                                 (b * 255 + 0.5).astype(np.uint8), m))
         return b
 
@@ -283,6 +288,44 @@ def _invalidate_layouts(widget: QWidget) -> None:
             walk(w.layout())
 
 
+class ElidedComboBox(QComboBox):
+    """A combo box that elides a long current entry in the middle (the full text is its tooltip)
+    and adjusts to ``min_chars`` characters rather than to its longest entry."""
+
+    def __init__(self, parent: QWidget | None = None, min_chars: int = 10, tooltip: str = "") -> None:
+        super().__init__(parent)
+        self._base_tip = tooltip
+        self._tip_for: str | None = None
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(min_chars)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.currentIndexChanged.connect(lambda _i: self._update_tip())
+        self._update_tip()
+
+    def _update_tip(self) -> None:
+        text = self.currentText()
+        self._tip_for = text
+        self.setToolTip("\n".join(t for t in (text, self._base_tip) if t))
+
+    def paintEvent(self, _event) -> None:
+        if self._tip_for != self.currentText():
+            self._update_tip()  # items changed while signals were blocked
+        p = QStylePainter(self)
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        if self.currentIndex() < 0 and self.placeholderText():
+            opt.palette.setBrush(QPalette.ColorRole.ButtonText, opt.palette.placeholderText())
+            opt.currentText = self.placeholderText()
+        p.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, opt)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, opt,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        avail = field.width() - 4
+        if not opt.currentIcon.isNull():
+            avail -= opt.iconSize.width() + 4
+        opt.currentText = self.fontMetrics().elidedText(opt.currentText, Qt.TextElideMode.ElideMiddle, max(avail, 8))
+        p.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, opt)
+
+
 class ComparePanel(QWidget):
     """Open an image, restore it with the chosen models, compare and save the result."""
 
@@ -325,8 +368,9 @@ class ComparePanel(QWidget):
         root.setSpacing(8)
 
         side = QWidget(self)
-        side.setMinimumWidth(250)
-        side.setMaximumWidth(320)
+        # the layout gives the minimum width (an explicit smaller one would clip the controls)
+        side.setMaximumWidth(330)
+        side.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         sl = QVBoxLayout(side)
         sl.setContentsMargins(0, 0, 0, 0)
         sl.setSpacing(8)
@@ -342,28 +386,24 @@ class ComparePanel(QWidget):
         row.addStretch(1)
         gl.addLayout(row)
         row = QHBoxLayout()
-        self.image_combo = QComboBox(g_img)
-        self.image_combo.setToolTip("Images opened in this panel")
-        self.image_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.image_combo.setMinimumContentsLength(8)
+        self.image_combo = ElidedComboBox(g_img, 14, "Images opened in this panel")
         self.image_combo.activated.connect(self._image_chosen)
         row.addWidget(self.image_combo, 1)
         gl.addLayout(row)
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
-        self.dataset_combo = QComboBox(g_img)
-        self.dataset_combo.setToolTip("A paired dataset of this project: its valid images have a ground truth")
-        self.dataset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.dataset_combo.setMinimumContentsLength(8)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.dataset_combo = ElidedComboBox(g_img, 10, "A paired dataset of this project: its valid images "
+                                                       "have a ground truth")
         self.dataset_combo.currentIndexChanged.connect(self._dataset_changed)
         form.addRow("Dataset", self.dataset_combo)
-        self.valid_combo = QComboBox(g_img)
-        self.valid_combo.setToolTip("Pick a validation image: the crappified version is restored and the "
-                                    "original is the ground truth")
-        self.valid_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.valid_combo.setMinimumContentsLength(8)
+        self.valid_combo = ElidedComboBox(g_img, 10, "Pick a validation image: the crappified version is "
+                                                     "restored and the original is the ground truth")
+        self.valid_combo.setPlaceholderText("Pick one\u2026")
         self.valid_combo.activated.connect(self._valid_chosen)
-        form.addRow("Valid image", self.valid_combo)
+        valid_caption = QLabel("Valid", g_img)
+        valid_caption.setToolTip("A validation image of the dataset (it has a ground truth)")
+        form.addRow(valid_caption, self.valid_combo)
         gl.addLayout(form)
         self.image_info = QLabel("Open an image or drop one here.", g_img)
         self.image_info.setWordWrap(True)
@@ -386,14 +426,20 @@ class ComparePanel(QWidget):
         self.import_button.setToolTip("A .safetensors of this app, or a .pth/.onnx upscaler")
         self.import_button.clicked.connect(self._import_dialog)
         row.addWidget(self.import_button)
-        row.addWidget(QLabel("Tiles", g_mod))
+        row.addStretch(1)
+        ml.addLayout(row)
+        row = QHBoxLayout()
+        tiles_caption = QLabel("Tiles", g_mod)
+        row.addWidget(tiles_caption)
         self.tile_combo = QComboBox(g_mod)
         for text, val in TILE_CHOICES:
             self.tile_combo.addItem(text, val)
         self.tile_combo.setToolTip("Restore large images in tiles to save memory")
+        tiles_caption.setToolTip(self.tile_combo.toolTip())
         row.addWidget(self.tile_combo, 1)
         ml.addLayout(row)
-        self.auto_check = QCheckBox("Restore when an image is opened", g_mod)
+        self.auto_check = QCheckBox("Restore on open", g_mod)
+        self.auto_check.setToolTip("Restore with the ticked models as soon as an image is opened")
         self.auto_check.setChecked(bool(self.ctx.settings.value("compare/auto_restore", True)))
         self.auto_check.toggled.connect(lambda v: self.ctx.settings.set_value("compare/auto_restore", bool(v)))
         ml.addWidget(self.auto_check)
@@ -420,6 +466,8 @@ class ComparePanel(QWidget):
         self.save_button.setToolTip("Save the image shown as After (full resolution, metadata kept)")
         self.save_button.clicked.connect(self._save_dialog)
         sl.addWidget(self.save_button)
+        # a little wider than its contents need, so that names read well; never below their minimum
+        side.setMinimumWidth(max(280, sl.minimumSize().width()))
         root.addWidget(side)
 
         # views
@@ -442,25 +490,21 @@ class ComparePanel(QWidget):
             self.mode_group.addButton(b, i)
             self.mode_buttons[key] = b
             bar.addWidget(b)
-        self.mode_buttons["split"].setToolTip("One image, divided: drag the white line")
-        self.mode_buttons["side"].setToolTip("Two views that zoom and pan together")
-        self.mode_buttons["flicker"].setToolTip("Alternate the two images in place (space toggles)")
-        self.mode_buttons["diff"].setToolTip("Where After differs from Before, amplified")
+        self.mode_buttons["split"].setToolTip("Split: one image, divided; drag the white line")
+        self.mode_buttons["side"].setToolTip("Side by side: two views that zoom and pan together")
+        self.mode_buttons["flicker"].setToolTip("Flicker: alternate the two images in place (space toggles)")
+        self.mode_buttons["diff"].setToolTip("Difference: where After differs from Before, amplified")
         self.mode_group.idClicked.connect(lambda i: self.set_view_mode(MODES[i][0]))
         bar.addSpacing(10)
         self.before_caption = QLabel("Before", top)
         bar.addWidget(self.before_caption)
-        self.before_combo = QComboBox(top)
-        self.before_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.before_combo.setMinimumContentsLength(9)
+        self.before_combo = ElidedComboBox(top, 10, "The image on the left / the reference")
         self.before_combo.currentIndexChanged.connect(lambda _i: self._refresh_views())
-        bar.addWidget(self.before_combo, 1)
+        bar.addWidget(self.before_combo, 2)
         bar.addWidget(QLabel("After", top))
-        self.after_combo = QComboBox(top)
-        self.after_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.after_combo.setMinimumContentsLength(9)
+        self.after_combo = ElidedComboBox(top, 10, "The image on the right (saved by Save result)")
         self.after_combo.currentIndexChanged.connect(lambda _i: self._refresh_views())
-        bar.addWidget(self.after_combo, 1)
+        bar.addWidget(self.after_combo, 3)
         tl.addLayout(bar)
 
         self.stack = QStackedWidget(top)
@@ -672,7 +716,10 @@ class ComparePanel(QWidget):
             datasets = []
         for ds in datasets:
             if ds.n_valid:
-                self.dataset_combo.addItem(f"{ds.name} ({ds.n_valid})", str(ds.path))
+                self.dataset_combo.addItem(ds.name, str(ds.path))
+                self.dataset_combo.setItemData(self.dataset_combo.count() - 1,
+                                               f"{ds.path}\n{ds.n_valid} valid image{'s' if ds.n_valid != 1 else ''}",
+                                               Qt.ItemDataRole.ToolTipRole)
         if self.dataset_combo.count() == 0:
             self.dataset_combo.addItem("No dataset with valid images", None)
         idx = self.dataset_combo.findData(current)
@@ -694,6 +741,44 @@ class ComparePanel(QWidget):
         for rel in meta.get("valid", []):
             self.valid_combo.addItem(str(rel), str(rel))
         self.valid_combo.setEnabled(self.valid_combo.count() > 0)
+        self._sync_valid_combo()
+
+    def _sync_valid_combo(self) -> None:
+        """Select the valid image that is shown, or nothing when the image came from elsewhere."""
+        index = -1
+        cur = self._current
+        if cur is not None and cur[1] is not None:
+            root = self.dataset_combo.currentData()
+            found = self._valid_entry(cur)
+            if found is not None and root is not None and Path(root).resolve() != found[0]:
+                k = self.dataset_combo.findData(str(found[0]))
+                if k < 0:
+                    k = next((j for j in range(self.dataset_combo.count()) if self.dataset_combo.itemData(j)
+                              and Path(self.dataset_combo.itemData(j)).resolve() == found[0]), -1)
+                if k >= 0:
+                    self.dataset_combo.setCurrentIndex(k)  # refills the valid combo and syncs it again
+                    return
+            if found is not None and root is not None and Path(root).resolve() == found[0]:
+                index = self.valid_combo.findData(found[1])
+        self.valid_combo.setCurrentIndex(index)
+
+    @staticmethod
+    def _valid_entry(item: tuple[Path, Path | None]) -> tuple[Path, str] | None:
+        """(dataset root, rel) when ``item`` is the lr/hr pair of a dataset's valid image."""
+        inp = Path(item[0]).resolve()
+        for parent in inp.parents:
+            if parent.name == "lr" and (parent.parent / "dataset.json").is_file():
+                root = parent.parent
+                try:
+                    meta = json.loads((root / "dataset.json").read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    return None
+                rel = inp.relative_to(parent)
+                for v in meta.get("valid", []):
+                    if Path(v) == rel or Path(v).with_suffix("") == rel.with_suffix(""):
+                        return root, str(v)
+                return None
+        return None
 
     def _valid_chosen(self, _i: int) -> None:
         root, rel = self.dataset_combo.currentData(), self.valid_combo.currentData()
@@ -740,6 +825,7 @@ class ComparePanel(QWidget):
     def _show_item(self, item: tuple[Path, Path | None]) -> None:
         self.image_combo.setCurrentIndex(self._paths.index(item))
         self._current = item
+        self._sync_valid_combo()
         self._loaded = None
         self._sources.clear()
         self._results.clear()
@@ -909,6 +995,12 @@ class ComparePanel(QWidget):
         }[mode])
         self.hint_label.setVisible(bool(self.hint_label.text()))
         self._refresh_views(keep_view=True)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        compact = self.width() < COMPACT_BELOW
+        for key, text in MODES:
+            self.mode_buttons[key].setText(SHORT_MODES.get(key, text) if compact else text)
 
     def view_mode(self) -> str:
         return self._mode

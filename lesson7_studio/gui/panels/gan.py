@@ -106,13 +106,16 @@ def read_metrics(run: Path) -> dict[tuple[str, int], dict[str, str]]:
 def split_grid(grid: np.ndarray, n_rows: int | None = None, n_cols: int = 3, pad: int = GRID_PAD) -> list[list[np.ndarray]]:
     """Cut a PreviewCallback grid (rows of n_cols equal cells, ``pad`` px apart) into its cells.
 
-    Without ``n_rows`` the cells are taken as square."""
+    ``n_rows`` (the run's preview_samples) is a hint: a dataset with fewer valid images gives
+    fewer rows, so it is kept only when the padding between its rows is plain background; else
+    the cells are taken as square."""
     h, w = grid.shape[:2]
     cw = (w - pad) // n_cols - pad
     if cw <= 0:
         return []
-    if n_rows is None or n_rows <= 0:
-        n_rows = max(1, (h - pad) // (cw + pad))
+    square = max(1, (h - pad) // (cw + pad))
+    if n_rows is None or n_rows <= 0 or (n_rows != square and not _rows_fit(grid, n_rows, pad)):
+        n_rows = square
     ch = (h - pad) // n_rows - pad
     if ch <= 0:
         return []
@@ -121,6 +124,20 @@ def split_grid(grid: np.ndarray, n_rows: int | None = None, n_cols: int = 3, pad
         y = pad + i * (ch + pad)
         rows.append([grid[y:y + ch, pad + j * (cw + pad): pad + j * (cw + pad) + cw] for j in range(n_cols)])
     return rows
+
+
+def _rows_fit(grid: np.ndarray, n_rows: int, pad: int) -> bool:
+    """True when ``grid`` divides into ``n_rows`` rows separated by bands of its background."""
+    h = grid.shape[0]
+    ch = (h - pad) // n_rows - pad
+    if ch <= 0 or pad <= 0:
+        return ch > 0
+    bg = grid[0, 0]
+    for i in range(1, n_rows):
+        y = pad + i * (ch + pad)
+        if not np.all(grid[y - pad:y] == bg):
+            return False
+    return True
 
 
 def newest_critic(run: Path) -> Path | None:
@@ -147,26 +164,87 @@ def _factor(n: int, aspect: float) -> tuple[int, int]:
     return best
 
 
-def critic_fake_map(critic, image: np.ndarray) -> np.ndarray:
-    """The critic's per-patch belief that ``image`` (HxWx3 uint8) is fake: 1 - sigmoid(logit), 2-D."""
+def critic_min_side(critic, n_channels: int | None = None) -> int:
+    """The smallest square input (px) the critic accepts: its stride-2 convs and final unpadded
+    conv need e.g. 64 px for gan-critic with 3 blocks. Found by trying sizes; cached on the net."""
     import torch
     from torch import nn
 
-    x = torch.from_numpy(np.ascontiguousarray(image)).float().div(255).permute(2, 0, 1)[None]
+    cached = getattr(critic, "_lesson7_min_side", None)
+    if cached:
+        return int(cached)
+    if n_channels is None:
+        conv = next((m for m in critic.modules() if isinstance(m, nn.Conv2d)), None)
+        n_channels = conv.in_channels if conv is not None else 3
+    dev = next(critic.parameters()).device
+    found = 0
+    with torch.no_grad():
+        for side in (8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024):
+            try:
+                _critic_logits(critic, torch.zeros(1, n_channels, side, side, device=dev))
+            except RuntimeError:
+                continue
+            found = side
+            break
+    if not found:
+        raise ValueError("the critic accepts no input size up to 1024 px")
+    try:
+        critic._lesson7_min_side = found
+    except AttributeError:
+        pass
+    return found
+
+
+def _critic_logits(critic, x):
+    from torch import nn
+
+    if isinstance(critic, nn.Sequential) and type(critic[-1]).__name__ == "Flatten":
+        return critic[:-1](x)  # (1, 1, h, w): keep the patch layout
+    return critic(x)
+
+
+def critic_fake_map(critic, image: np.ndarray) -> np.ndarray:
+    """The critic's per-patch belief that ``image`` (HxWx3 uint8) is fake: 1 - sigmoid(logit), 2-D.
+
+    An image smaller than the critic's minimum input is mirror-padded (at its own pixel scale,
+    the scale the critic was trained at) to that size; only the patches centred on the image
+    itself are returned, so the map lines up with the image shown."""
+    import torch
+
+    img = np.ascontiguousarray(image[:, :, :3])
+    h, w = img.shape[:2]
+    min_side = critic_min_side(critic, img.shape[2])
+    top = left = 0
+    ph, pw = max(h, min_side), max(w, min_side)
+    if (ph, pw) != (h, w):
+        top, left = (ph - h) // 2, (pw - w) // 2
+        img = np.pad(img, ((top, ph - h - top), (left, pw - w - left), (0, 0)), mode="symmetric")
+    x = torch.from_numpy(np.ascontiguousarray(img)).float().div(255).permute(2, 0, 1)[None]
     dev = next(critic.parameters()).device
     x = x.to(dev)
     with torch.no_grad():
-        if isinstance(critic, nn.Sequential) and type(critic[-1]).__name__ == "Flatten":
-            out = critic[:-1](x)  # (1, 1, h, w): keep the patch layout
-        else:
-            out = critic(x)
+        out = _critic_logits(critic, x)
     out = out.float().cpu()[0]
     if out.ndim == 3:
         out = out[0]
     if out.ndim == 1:
-        h, w = _factor(out.numel(), image.shape[1] / image.shape[0])
-        out = out.reshape(h, w)
-    return (1.0 - torch.sigmoid(out)).numpy()
+        gh, gw = _factor(out.numel(), pw / ph)
+        out = out.reshape(gh, gw)
+    fake = (1.0 - torch.sigmoid(out)).numpy()
+    if (ph, pw) != (h, w):
+        fake = fake[_inside(fake.shape[0], ph, top, h), :][:, _inside(fake.shape[1], pw, left, w)]
+    return fake
+
+
+def _inside(n: int, size: int, start: int, length: int) -> slice:
+    """The patches (of ``n`` spread over ``size`` px) whose centres lie in [start, start + length);
+    at least the one nearest to the middle of that span."""
+    centres = (np.arange(n) + 0.5) * size / n
+    idx = np.flatnonzero((centres >= start) & (centres < start + length))
+    if idx.size == 0:
+        k = int(np.argmin(np.abs(centres - (start + length / 2))))
+        return slice(k, k + 1)
+    return slice(int(idx[0]), int(idx[-1]) + 1)
 
 
 def critic_job(critic_path: Path, image: np.ndarray, *, cache: dict | None = None, device: str = "cpu",
@@ -607,8 +685,14 @@ class GanPanel(QWidget):
 
 
 def _num(v: Any) -> str:
+    """A metric for display: 4 significant digits; missing (empty, nan) as an em dash."""
+    if v is None:
+        return "\u2014"
     try:
         f = float(v)
     except (TypeError, ValueError):
-        return str(v)
+        text = str(v).strip()
+        return text if text and text.lower() not in ("nan", "none") else "\u2014"
+    if not np.isfinite(f):
+        return "\u2014" if np.isnan(f) else ("\u221e" if f > 0 else "\u2212\u221e")
     return f"{f:.4g}"
