@@ -126,6 +126,7 @@ def test_pyinstaller_spec_is_portable_and_complete():
     strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     assert "resources" in strings and "entry.py" in strings and "lesson7_studio" in strings
     assert "collect_submodules" in text and "exclude_binaries=True" in text  # one-folder
+    assert 'collect_dynamic_libs("torchvision"' in text  # its ops .so files (import fails without)
     for s in strings:
         assert not s.startswith(("/", "C:\\")) and "\\" not in s, f"platform-specific path {s!r}"
     assert (ROOT / "packaging" / "entry.py").is_file()
