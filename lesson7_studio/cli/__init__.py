@@ -20,7 +20,8 @@ COMMAND_MODULES = [
     "crappify_cmd",  # crappify
     "train_cmd",  # train, lr-find
     "restore_cmd",  # restore, eval, export
-    "app_cmd",  # app (also what no arguments runs), install-desktop
+    "app_cmd",  # app (also what no arguments runs)
+    "desktop_cmd",  # install-desktop
 ]
 
 

@@ -36,13 +36,13 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationName("Lesson7 Studio")
     app.setOrganizationName("lesson7-studio")
     app.setApplicationDisplayName("Lesson7 Studio")
-    app.setDesktopFileName("lesson7-studio")
+    app.setDesktopFileName("io.github.lesson7studio.Lesson7Studio")
     if "Fusion" in QStyleFactory.keys():
         app.setStyle("Fusion")
     app.setStyleSheet(stylesheet())
     from .main_window import icon
 
-    app.setWindowIcon(icon("app.svg"))
+    app.setWindowIcon(icon("lesson7-studio.svg"))
     return app
 
 
@@ -131,4 +131,6 @@ def run_app(
         window.open_files(paths)
     elif is_demo:
         prepare_demo(window)
+    # a debounce timer may start a worker after the window closed: stop them all before exit
+    app.aboutToQuit.connect(lambda: ctx.cancel_all(wait_ms=30000))
     return app.exec()

@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.ctx = ctx
         self.setObjectName("mainWindow")
-        self.setWindowIcon(icon("app.svg"))
+        self.setWindowIcon(icon("lesson7-studio.svg"))
         self.setMinimumSize(900, 560)
         self._force_close = False
 
@@ -361,7 +361,7 @@ class MainWindow(QMainWindow):
         box = QMessageBox(self)
         box.setObjectName("aboutDialog")
         box.setWindowTitle("About Lesson7 Studio")
-        box.setIconPixmap(icon("app.svg").pixmap(64, 64))
+        box.setIconPixmap(icon("lesson7-studio.svg").pixmap(64, 64))
         box.setTextFormat(Qt.TextFormat.RichText)
         box.setText(self.about_text())
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -369,6 +369,7 @@ class ModelPanel(QWidget):
         return False
 
     def shutdown(self) -> None:
+        self._debounce.stop()
         for w in (self._stats_worker, self._weights_worker):
             if w is not None and w.is_running():
                 w.cancel()
