@@ -167,6 +167,11 @@ def test_app_files_from_the_launcher_reach_the_compare_panel(tmp_path, monkeypat
     opened = []
 
     class FakeApp:
+        class aboutToQuit:  # noqa: N801 - stands in for the Qt signal
+            @staticmethod
+            def connect(slot):
+                pass
+
         def exec(self):  # no event loop
             return 0
 
