@@ -54,6 +54,7 @@ from lesson7_studio.core.events import Event, Progress, check, emit
 from ..widgets.heatmap import HeatmapLegend, auto_gain, difference_map, difference_overlay
 from ..widgets.image_view import FlickerView, ImageView, SplitView, ZoomBar
 from ..widgets.qimage import to_uint8
+from ..widgets.common import invalidate_layouts
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif *.heic *.heif);;All files (*)"
 MODEL_FILTER = "Models (*.safetensors *.pth *.pt *.ckpt *.onnx);;All files (*)"
@@ -273,21 +274,6 @@ class _Source:
     display: np.ndarray  # uint8 HxWx3 at the reference size
 
 
-def _invalidate_layouts(widget: QWidget) -> None:
-    """Drop the size hints cached while the panel was being built (controls hidden since then
-    would otherwise inflate the window's minimum size at the first show)."""
-    def walk(layout) -> None:
-        for i in range(layout.count()):
-            sub = layout.itemAt(i).layout()
-            if sub is not None:
-                walk(sub)
-        layout.invalidate()
-
-    for w in [widget] + widget.findChildren(QWidget):
-        if w.layout() is not None:
-            walk(w.layout())
-
-
 class ElidedComboBox(QComboBox):
     """A combo box that elides a long current entry in the middle (the full text is its tooltip)
     and adjusts to ``min_chars`` characters rather than to its longest entry."""
@@ -359,7 +345,7 @@ class ComparePanel(QWidget):
         if hasattr(ctx, "datasets_changed"):
             ctx.datasets_changed.connect(self._on_datasets_changed)
         self._update_controls()
-        _invalidate_layouts(self)
+        invalidate_layouts(self)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from ..widgets.heatmap import HeatmapLegend, overlay_heatmap
 from ..widgets.image_view import ImageView, ZoomBar
+from ..widgets.common import invalidate_layouts
 
 SAMPLE_RE = re.compile(r"^(?P<stage>.+)_epoch(?P<epoch>\d+)\.png$")
 GRID_PAD = 4  # callbacks.PreviewCallback's grid padding
@@ -263,21 +264,6 @@ def critic_job(critic_path: Path, image: np.ndarray, *, cache: dict | None = Non
     return critic_fake_map(net, image)
 
 
-def _invalidate_layouts(widget: QWidget) -> None:
-    """Drop the size hints cached while the panel was being built (controls hidden since then
-    would otherwise inflate the window's minimum size at the first show)."""
-    def walk(layout) -> None:
-        for i in range(layout.count()):
-            sub = layout.itemAt(i).layout()
-            if sub is not None:
-                walk(sub)
-        layout.invalidate()
-
-    for w in [widget] + widget.findChildren(QWidget):
-        if w.layout() is not None:
-            walk(w.layout())
-
-
 class GanPanel(QWidget):
     """Timeline of a run's samples with the critic's opinion of a generated image."""
 
@@ -309,7 +295,7 @@ class GanPanel(QWidget):
         self.refresh_runs()
         ctx.runs_changed.connect(self.refresh_runs)
         ctx.project_changed.connect(self._on_project_changed)
-        _invalidate_layouts(self)
+        invalidate_layouts(self)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:

@@ -45,6 +45,7 @@ from lesson7_studio.core.events import (
 )
 
 from ..widgets.image_view import SplitView, ZoomBar
+from ..widgets.common import invalidate_layouts
 
 FORMATS = [("Same as input", "keep"), ("PNG", "png"), ("JPEG", "jpg"), ("WebP", "webp"), ("TIFF", "tiff")]
 TILES = [("Auto", None), ("128 px", 128), ("256 px", 256), ("512 px", 512), ("1024 px", 1024)]
@@ -266,21 +267,6 @@ def _fmt_eta(s: float | None) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
-def _invalidate_layouts(widget: QWidget) -> None:
-    """Drop the size hints cached while the panel was being built (controls hidden since then
-    would otherwise inflate the window's minimum size at the first show)."""
-    def walk(layout) -> None:
-        for i in range(layout.count()):
-            sub = layout.itemAt(i).layout()
-            if sub is not None:
-                walk(sub)
-        layout.invalidate()
-
-    for w in [widget] + widget.findChildren(QWidget):
-        if w.layout() is not None:
-            walk(w.layout())
-
-
 class RestorePanel(QWidget):
     """Batch restoration of files or folders with the chosen model."""
 
@@ -302,7 +288,7 @@ class RestorePanel(QWidget):
         ctx.models_changed.connect(self.refresh_models)
         ctx.project_changed.connect(self._on_project_changed)
         self._update_controls()
-        _invalidate_layouts(self)
+        invalidate_layouts(self)
 
     # ------------------------------------------------------------------ layout
     def _build(self) -> None:

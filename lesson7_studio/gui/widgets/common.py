@@ -93,3 +93,18 @@ def human_count(n: int) -> str:
     if n >= 1_000:
         return f"{n / 1e3:.1f} k"
     return str(n)
+
+
+def invalidate_layouts(widget: QWidget) -> None:
+    """Drop the size hints cached while the panel was being built (controls hidden since then
+    would otherwise inflate the window's minimum size at the first show)."""
+    def walk(layout) -> None:
+        for i in range(layout.count()):
+            sub = layout.itemAt(i).layout()
+            if sub is not None:
+                walk(sub)
+        layout.invalidate()
+
+    for w in [widget] + widget.findChildren(QWidget):
+        if w.layout() is not None:
+            walk(w.layout())
