@@ -15,6 +15,8 @@ what it costs) in both methods.
      is within 45 dB PSNR of fp32's on its probe tile).
    Each method runs in its own process (so its peak RSS, VmHWM, is its own), twice,
    alternating, and the faster run is kept (the machine is shared; load averages are recorded).
+   Then one more process times the compute alone (no file I/O), the three methods alternating
+   image by image for --rounds rounds, best round kept: the figure least disturbed by other jobs.
    Outputs are scored against the original Kodak images (Y-PSNR, border 2) and against each
    other.
    Both load the same checkpoint: "plain" as the registry model (weight-norm parametrizations
@@ -28,7 +30,8 @@ what it costs) in both methods.
    machine may use.
 
 Writes benchmarks/results/restore.json.
-Usage: python benchmarks/bench_restore.py [--images 4] [--repeats 2] [--no-big]
+Usage: python benchmarks/bench_restore.py [--images 4] [--repeats 2] [--rounds 3] [--no-big]
+(--no-big / --big-only keep the other part's figures from the previous results file)
 """
 
 from __future__ import annotations
@@ -107,6 +110,42 @@ def _worker(args: argparse.Namespace) -> dict:
         res["input_megapixels"] = s.megapixels
         res["failed"] = [str(p) for p, _ in s.failed]
         res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple)}
+    elif args.worker == "paired":
+        # compute only, one process, methods alternating image by image: load spikes from other
+        # jobs on the machine hit all methods alike; the best of the rounds is kept
+        plain_model = checkpoint.load_model(args.ckpt, device="cpu").restorer().eval()
+        imgs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(src.glob("*.png"))]
+
+        def plain_run(img):
+            x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
+            with torch.no_grad():
+                return (plain_model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+
+        methods = {
+            "plain": plain_run,
+            "ours": lambda img: restore.restore_array(model, img, precision="auto"),
+            "ours-bf16": lambda img: restore.restore_array(model, img, precision="bf16"),
+        }
+        for f in methods.values():  # warm-up: probes, oneDNN kernels
+            f(imgs[0])
+        times: dict[str, list[float]] = {k: [] for k in methods}
+        cpu: dict[str, list[float]] = {k: [] for k in methods}
+        for _round in range(args.rounds):
+            acc = {k: 0.0 for k in methods}
+            acc_cpu = {k: 0.0 for k in methods}
+            for img in imgs:
+                for k, f in methods.items():
+                    w, c = time.perf_counter(), time.process_time()
+                    f(img)
+                    acc[k] += time.perf_counter() - w
+                    acc_cpu[k] += time.process_time() - c
+            for k in methods:
+                times[k].append(acc[k])
+                cpu[k].append(acc_cpu[k])
+        res["rounds_seconds"] = times
+        res["rounds_cpu_seconds"] = cpu
+        res["input_megapixels"] = sum(i.shape[0] * i.shape[1] for i in imgs) / 1e6
+        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple)}
     elif args.worker == "plain-mem":
         w, h = (int(v) for v in args.size.split("x"))
         x = torch.rand(1, 3, h, w)
@@ -173,11 +212,64 @@ def _cpu_name() -> str:
 # ----------------------------------------------------------------------------- main
 
 
+def _folder_benchmark(args, result, tmp, lr, gt, sizes, ckpt2) -> None:
+
+    runs: dict[str, list[dict]] = {"plain": [], "ours": [], "ours-bf16": []}
+    for rep in range(args.repeats):
+        for mode in runs:
+            dst = tmp / f"{mode}-{rep}"
+            r = _spawn(mode, src=lr, dst=dst, ckpt=ckpt2)
+            r["out_dir"] = str(dst)
+            runs[mode].append(r)
+    folder: dict = {"images": args.images, "input_sizes": [list(s) for s in sizes], "methods": {}}
+    plain_dir = Path(min(runs["plain"], key=lambda r: r["seconds"])["out_dir"])
+    for mode, rs in runs.items():
+        best = min(rs, key=lambda r: r["seconds"])
+        scores = _score(Path(best["out_dir"]), gt, None if mode == "plain" else plain_dir)
+        folder["methods"][mode] = {
+            "seconds_best": round(best["seconds"], 2),
+            "seconds_all": [round(r["seconds"], 2) for r in rs],
+            "cpu_seconds_best": round(min(r["cpu_seconds"] for r in rs), 2),
+            "input_megapixels_per_s": round(best["input_megapixels"] / best["seconds"], 4),
+            "output_megapixels_per_s": round(4 * best["input_megapixels"] / best["seconds"], 4),
+            "peak_rss_gb": round(max(r["peak_rss_gb"] for r in rs), 3),
+            "rss_after_model_gb": round(best["rss_after_model_gb"], 3),
+            "load_avg_at_start": [r["load_avg_1min_at_start"] for r in rs],
+            "precision_probe": best.get("precision_probe"),
+            **{k: round(v, 3) for k, v in scores.items()},
+        }
+    m = folder["methods"]
+    folder["speedup_ours_vs_plain"] = round(m["plain"]["seconds_best"] / m["ours"]["seconds_best"], 3)
+    folder["speedup_ours_bf16_vs_plain"] = round(m["plain"]["seconds_best"] / m["ours-bf16"]["seconds_best"], 3)
+    folder["cpu_time_ratio_plain_over_ours"] = round(m["plain"]["cpu_seconds_best"] / m["ours"]["cpu_seconds_best"], 3)
+    folder["psnr_y_difference_db"] = {
+        k: round(abs(m[k]["psnr_y_vs_original"] - m["plain"]["psnr_y_vs_original"]), 4) for k in ("ours", "ours-bf16")
+    }
+    paired = _spawn("paired", src=lr, ckpt=ckpt2, rounds=args.rounds)
+    best = {k: min(v) for k, v in paired["rounds_seconds"].items()}
+    best_cpu = {k: min(v) for k, v in paired["rounds_cpu_seconds"].items()}
+    folder["paired_compute_only"] = {
+        "rounds": args.rounds,
+        "seconds_best": {k: round(v, 2) for k, v in best.items()},
+        "seconds_all": {k: [round(x, 2) for x in v] for k, v in paired["rounds_seconds"].items()},
+        "cpu_seconds_best": {k: round(v, 2) for k, v in best_cpu.items()},
+        "input_megapixels_per_s": {k: round(paired["input_megapixels"] / v, 4) for k, v in best.items()},
+        "speedup_vs_plain": {k: round(best["plain"] / v, 3) for k, v in best.items() if k != "plain"},
+        "load_avg_at_start": paired["load_avg_1min_at_start"],
+        "precision_probe": paired.get("precision_probe"),
+    }
+    result["folder"] = folder
+
+
+
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--no-big", action="store_true", help="skip the 24 MP photo")
+    ap.add_argument("--big-only", action="store_true", help="only the 24 MP photo")
     ap.add_argument("--big-size", default="6000x4000")
     ap.add_argument("--out", default=str(OUT))
     # worker mode (internal)
@@ -186,6 +278,7 @@ def main() -> int:
     ap.add_argument("--dst", default=None)
     ap.add_argument("--size", default=None)
     ap.add_argument("--ckpt", default=None)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(_worker(args)))
@@ -229,39 +322,8 @@ def main() -> int:
             apply_recipe(hr, recipe, item_seed(0, path.name)).image.save(lr / path.name)
         sizes = sorted({Image.open(p).size for p in lr.glob("*.png")})
         print(f"folder: {args.images} images, input sizes {sizes}", flush=True)
-
-        runs: dict[str, list[dict]] = {"plain": [], "ours": [], "ours-bf16": []}
-        for rep in range(args.repeats):
-            for mode in runs:
-                dst = tmp / f"{mode}-{rep}"
-                r = _spawn(mode, src=lr, dst=dst, ckpt=ckpt2)
-                r["out_dir"] = str(dst)
-                runs[mode].append(r)
-        folder: dict = {"images": args.images, "input_sizes": [list(s) for s in sizes], "methods": {}}
-        plain_dir = Path(min(runs["plain"], key=lambda r: r["seconds"])["out_dir"])
-        for mode, rs in runs.items():
-            best = min(rs, key=lambda r: r["seconds"])
-            scores = _score(Path(best["out_dir"]), gt, None if mode == "plain" else plain_dir)
-            folder["methods"][mode] = {
-                "seconds_best": round(best["seconds"], 2),
-                "seconds_all": [round(r["seconds"], 2) for r in rs],
-                "cpu_seconds_best": round(min(r["cpu_seconds"] for r in rs), 2),
-                "input_megapixels_per_s": round(best["input_megapixels"] / best["seconds"], 4),
-                "output_megapixels_per_s": round(4 * best["input_megapixels"] / best["seconds"], 4),
-                "peak_rss_gb": round(max(r["peak_rss_gb"] for r in rs), 3),
-                "rss_after_model_gb": round(best["rss_after_model_gb"], 3),
-                "load_avg_at_start": [r["load_avg_1min_at_start"] for r in rs],
-                "precision_probe": best.get("precision_probe"),
-                **{k: round(v, 3) for k, v in scores.items()},
-            }
-        m = folder["methods"]
-        folder["speedup_ours_vs_plain"] = round(m["plain"]["seconds_best"] / m["ours"]["seconds_best"], 3)
-        folder["speedup_ours_bf16_vs_plain"] = round(m["plain"]["seconds_best"] / m["ours-bf16"]["seconds_best"], 3)
-        folder["cpu_time_ratio_plain_over_ours"] = round(m["plain"]["cpu_seconds_best"] / m["ours"]["cpu_seconds_best"], 3)
-        folder["psnr_y_difference_db"] = {
-            k: round(abs(m[k]["psnr_y_vs_original"] - m["plain"]["psnr_y_vs_original"]), 4) for k in ("ours", "ours-bf16")
-        }
-        result["folder"] = folder
+        if not args.big_only:
+            _folder_benchmark(args, result, tmp, lr, gt, sizes, ckpt2)
 
         if not args.no_big:
             w, h = (int(v) for v in args.big_size.split("x"))
@@ -304,6 +366,11 @@ def main() -> int:
                 "(a fresh process each; whole image at once, fp32)",
             }
     out = Path(args.out)
+    if out.is_file():  # --no-big / --big-only: keep the other part's figures from the last run
+        previous = json.loads(out.read_text())
+        for part in ("folder", "big_photo"):
+            if part not in result and part in previous:
+                result[part] = {**previous[part], "from_run": previous[part].get("from_run", previous.get("created"))}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = out.with_name(f".{out.name}.part")
     tmp_out.write_text(json.dumps(result, indent=2) + "\n")

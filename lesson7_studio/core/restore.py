@@ -458,46 +458,58 @@ def _plan_axis(n: int, tile: int, margin: int, q: int, min_t: int) -> _Axis:
 
 
 def _default_margin(facts: ModelFacts) -> int:
-    # 48 network px of context on each side of an inner tile boundary, at least 8 LR px
-    return max(8, -(-48 // facts.pre_scale))
+    # 64 network px of context on each side of an inner tile boundary, at least 8 LR px (with 48,
+    # the starter model's 256 px tiles differed from its whole-image output by up to 102/255
+    # at a few pixels; with 64, by 31/255)
+    return max(8, -(-64 // facts.pre_scale))
 
 
 def _fit_tile(tile: int, margin: int, facts: ModelFacts) -> tuple[int, int]:
-    """Round a requested tile (LR px) to the model's multiple and shrink the margin to fit."""
+    """Round a requested tile side (LR px) to the model's multiple and shrink the margin to fit."""
     q = facts.lr_multiple
     t = max(_ceil_to(max(facts.min_size, 1), q), (tile // q) * q, q)
     margin = max(0, min(margin, (t - q) // 2, t // 4))
     return t, margin
 
 
-def _auto_tile(runner: _Runner, probe: torch.Tensor, margin: int) -> tuple[int, int]:
-    """(LR tile side, tiles per batch) from the memory available now.
+def _tile_shape(h: int, w: int, area: int, margin: int, facts: ModelFacts) -> tuple[int, int]:
+    """(tile height, tile width) in LR px holding at most ``area`` pixels: the whole image when it
+    fits, a full-height (or full-width) strip when one side is short, else a square."""
+    q = facts.lr_multiple
+    full_h = max(_ceil_to(h, q), _ceil_to(max(facts.min_size, 1), q))
+    full_w = max(_ceil_to(w, q), _ceil_to(max(facts.min_size, 1), q))
+    if full_h * full_w <= area:
+        return full_h, full_w
+    side = max((math.isqrt(area) // q) * q, 2 * margin + q, q)
+    if full_h <= side:
+        return full_h, max(side, (area // full_h // q) * q)
+    if full_w <= side:
+        return max(side, (area // full_w // q) * q), full_w
+    return side, side
+
+
+def _auto_tile(runner: _Runner, probe: torch.Tensor) -> tuple[int, int]:
+    """(LR pixels per tile, tiles per batch) from the memory available now.
 
     Tile memory ~ a*P + b*P^2 for P network pixels: ``a`` the activations per pixel, ``b`` the
-    N x N maps of global self-attention layers; the largest square tile within the budget wins.
+    N x N maps of global self-attention layers; P is the largest that fits the budget, at most
+    the square of the device's largest useful tile side.
     """
-    facts = runner.facts
     dev = runner.device.type
-    pre = facts.pre_scale
-    max_side_lr = _MAX_NET_TILE.get(dev, 1024) // pre
+    pre = runner.facts.pre_scale
+    max_px = _MAX_NET_TILE.get(dev, 1024) ** 2
     per_px = runner.bytes_per_net_px(probe)
     if per_px is None:  # foreign runtime (ONNX): a safe fixed size
-        side, batch = min(256, max_side_lr), 1
-    else:
-        budget = available_memory(runner.device) * _MEMORY_SHARE.get(dev, 0.3)
-        if dev == "cpu":
-            budget = min(budget, _CPU_MEMORY_CAP)
-        quad = sum(4.0 * _ATTENTION_COPIES * r * r for r in _cache(runner.model).get("attention_per_px", []))
-
-        def need(p: float) -> float:
-            return per_px * p + quad * p * p
-
-        p = budget / per_px if quad == 0 else (-per_px + math.sqrt(per_px**2 + 4 * quad * budget)) / (2 * quad)
-        side = min(int(math.sqrt(max(p, 1.0)) // pre), max_side_lr)
-        per_tile = need(float((side * pre) ** 2))
-        batch = 1 if dev == "cpu" else int(max(1, min(8, budget // max(per_tile, 1.0))))
-    side = max(side, 2 * margin + facts.lr_multiple)
-    return max(facts.lr_multiple, (side // facts.lr_multiple) * facts.lr_multiple), batch
+        return 256 * 256 // (pre * pre), 1
+    budget = available_memory(runner.device) * _MEMORY_SHARE.get(dev, 0.3)
+    if dev == "cpu":
+        budget = min(budget, _CPU_MEMORY_CAP)
+    quad = sum(4.0 * _ATTENTION_COPIES * r * r for r in _cache(runner.model).get("attention_per_px", []))
+    p = budget / per_px if quad == 0 else (-per_px + math.sqrt(per_px**2 + 4 * quad * budget)) / (2 * quad)
+    p = min(p, float(max_px))
+    per_tile = per_px * p + quad * p * p
+    batch = 1 if dev == "cpu" else int(max(1, min(8, budget // max(per_tile, 1.0))))
+    return max(1, int(p) // (pre * pre)), batch
 
 
 # --------------------------------------------------------------------------- restore arrays
@@ -537,7 +549,7 @@ def _probe_tile(arr: np.ndarray, facts: ModelFacts) -> torch.Tensor:
 def _run_tiles(
     runner: _Runner,
     arr: np.ndarray,
-    tile: int,
+    tile: tuple[int, int],
     margin: int,
     batch_size: int,
     on_event: Optional[EventCallback],
@@ -547,8 +559,8 @@ def _run_tiles(
     s = facts.scale
     h, w = arr.shape[:2]
     q = facts.lr_multiple
-    ay = _plan_axis(h, tile, margin, q, facts.min_size)
-    ax = _plan_axis(w, tile, margin, q, facts.min_size)
+    ay = _plan_axis(h, tile[0], margin, q, facts.min_size)
+    ax = _plan_axis(w, tile[1], margin, q, facts.min_size)
     if facts.square and ay.t != ax.t:
         side = max(ay.t, ax.t)
         ay, ax = _plan_axis(h, side, margin, q, side), _plan_axis(w, side, margin, q, side)
@@ -618,7 +630,7 @@ def restore_array(
     """Restore an HxWx3 array (uint8, uint16, or float in [0,1]) -> (H*s)x(W*s)x3, same dtype.
 
     ``tile``: LR tile side in px (rounded to the model's multiple); None picks it from the
-    memory available. ``overlap``: LR context px at each inner tile boundary (None: 48 network
+    memory available. ``overlap``: LR context px at each inner tile boundary (None: 64 network
     px). ``precision``: "auto" (bf16 on CPUs that support it, fp16 on CUDA, each only where the
     model's output on a ~256 px probe tile has a PSNR >= 45 dB against fp32's; decided once per
     model object and device; fp32 for 16-bit images), "fp32", "bf16" or "fp16". Out of memory
@@ -635,25 +647,32 @@ def restore_array(
     probe = _probe_tile(arr, facts)
     runner.choose_precision(probe, high_bit_depth=arr.dtype == np.uint16)
     margin = _default_margin(facts) if overlap is None else max(0, int(overlap))
+    h, w = arr.shape[:2]
     if tile:
-        t, auto_batch = int(tile), 1 if runner.device.type == "cpu" else 4
+        th = tw = int(tile)
+        auto_batch = 1 if runner.device.type == "cpu" else 4
     else:
-        t, auto_batch = _auto_tile(runner, probe, margin)
-    t, margin = _fit_tile(t, margin, facts)
+        area, auto_batch = _auto_tile(runner, probe)
+        th, tw = _tile_shape(h, w, area, margin, facts)
+    (th, m1), (tw, m2) = _fit_tile(th, margin, facts), _fit_tile(tw, margin, facts)
+    margin = min(m1, m2)
     if batch_size is None:
         batch_size = auto_batch
     while True:
         try:
-            return _run_tiles(runner, arr, t, margin, max(1, int(batch_size)), on_event, cancel)
+            return _run_tiles(runner, arr, (th, tw), margin, max(1, int(batch_size)), on_event, cancel)
         except _TileOutOfMemory as err:
-            smaller = (t // 2 // facts.lr_multiple) * facts.lr_multiple
-            if smaller < max(facts.lr_multiple, facts.min_size):
+            q = facts.lr_multiple
+            smaller = ((th // 2) // q * q, (tw // 2) // q * q)
+            if min(smaller) < max(q, facts.min_size):
                 raise DeviceError(
-                    f"Out of memory on {runner.device} even with {t} px tiles. Close other programs "
+                    f"Out of memory on {runner.device} even with {th}x{tw} px tiles. Close other programs "
                     "or use a smaller model or another device."
                 ) from err.__cause__
-            emit(on_event, Log(f"Out of memory with {t} px tiles; retrying with {smaller} px.", level="warning"))
-            t, margin = _fit_tile(smaller, margin, facts)
+            emit(on_event, Log(f"Out of memory with {th}x{tw} px tiles; retrying with {smaller[0]}x{smaller[1]} px.",
+                               level="warning"))
+            (th, m1), (tw, m2) = _fit_tile(smaller[0], margin, facts), _fit_tile(smaller[1], margin, facts)
+            margin = min(m1, m2)
             batch_size = 1
 
 

@@ -504,3 +504,12 @@ def test_devices_and_memory():
             restore.resolve_device("cuda")
     with pytest.raises(Lesson7Error):
         restore.resolve_device("tpu9")
+
+
+def test_tile_shape_uses_the_pixel_budget():
+    f = restore.ModelFacts(scale=2, pre_scale=2, size_multiple=32, lr_multiple=16, min_size=1)
+    assert restore._tile_shape(256, 384, 120_000, 24, f) == (256, 384)  # whole image fits
+    th, tw = restore._tile_shape(3, 5000, 60_000, 24, f)  # a panorama strip: full height
+    assert th == 16 and th * tw <= 60_000 and tw > 1000
+    th, tw = restore._tile_shape(4000, 6000, 100_000, 24, f)
+    assert th == tw and th * tw <= 100_000 and th % 16 == 0
