@@ -7,6 +7,8 @@ import signal
 import sys
 import threading
 
+from ._args import non_negative_int, positive_int
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -20,26 +22,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("src", nargs="?", metavar="SRC", help="folder of source images")
     p.add_argument("dst", nargs="?", metavar="DST", help="output folder (new, or a previous build to continue)")
     p.add_argument("--recipe", default="lesson7", metavar="NAME|FILE.json", help="preset name or recipe JSON file (default: lesson7)")
-    p.add_argument("--seed", type=_non_negative, default=0, help="random seed (default: 0)")
-    p.add_argument("--workers", type=_non_negative, default=0, help="worker processes (default 0: one per CPU for 16+ images)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="worker processes (default 0: one per CPU for 16+ images)")
     p.add_argument("--valid-pct", type=float, default=0.1, metavar="P", help="fraction for validation, 0..1 (default: 0.1)")
-    p.add_argument("--max-size", type=_positive, default=None, metavar="PX", help="cap the longest side of HR images")
+    p.add_argument("--max-size", type=positive_int, default=None, metavar="PX", help="cap the longest side of HR images")
     p.add_argument("--list", action="store_true", help="list the recipe presets and exit")
     p.set_defaults(func=run_crappify)
-
-
-def _non_negative(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return v
-
-
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return v
 
 
 def _list_presets() -> int:

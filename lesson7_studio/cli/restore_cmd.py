@@ -10,19 +10,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-
-def _positive(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return v
-
-
-def _non_negative(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return v
+from ._args import non_negative_int, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,8 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-existing", action="store_true", help="skip images whose output exists (resume a run)")
     p.add_argument("--format", default="keep", choices=("keep", "png", "jpg", "webp", "tiff"),
                    help="output format (default: keep each file's format)")
-    p.add_argument("--quality", type=_positive, default=95, metavar="Q", help="JPEG/WebP quality (default: 95)")
-    p.add_argument("--tile", type=_positive, default=None, metavar="PX",
+    p.add_argument("--quality", type=positive_int, default=95, metavar="Q", help="JPEG/WebP quality (default: 95)")
+    p.add_argument("--tile", type=positive_int, default=None, metavar="PX",
                    help="tile size in input pixels (default: chosen from the free memory)")
     p.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
@@ -68,11 +56,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("data", metavar="DATA", help="folder of ground-truth images")
     e.add_argument("--recipe", default="decrappify-x2", metavar="NAME|FILE.json",
                    help="crappify recipe (default: decrappify-x2)")
-    e.add_argument("--seed", type=_non_negative, default=0, help="random seed (default: 0)")
+    e.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     e.add_argument("--baseline", action="append", default=None, choices=("bicubic", "lanczos", "bilinear", "nearest"),
                    help="baseline upsampling, repeatable (default: bicubic)")
-    e.add_argument("--max-images", type=_positive, default=None, metavar="N", help="use the first N images only")
-    e.add_argument("--tile", type=_positive, default=None, metavar="PX", help="tile size in input pixels")
+    e.add_argument("--max-images", type=positive_int, default=None, metavar="N", help="use the first N images only")
+    e.add_argument("--tile", type=positive_int, default=None, metavar="PX", help="tile size in input pixels")
     e.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     e.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16", "fp16"),
                    help="inference precision (default: fp32, for reference figures)")
@@ -89,7 +77,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     x.add_argument("model", metavar="MODEL", help="checkpoint (.safetensors) or 'starter'")
     x.add_argument("out", metavar="OUT.onnx", help="ONNX file to write")
-    x.add_argument("--opset", type=_positive, default=17, help="ONNX opset (default: 17)")
+    x.add_argument("--opset", type=positive_int, default=17, help="ONNX opset (default: 17)")
     x.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison")
     x.set_defaults(func=run_export)
 

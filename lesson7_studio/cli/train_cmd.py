@@ -7,26 +7,7 @@ import signal
 import sys
 import threading
 
-
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return v
-
-
-def _non_negative_int(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    v = float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return v
+from ._args import non_negative_int, positive_float, positive_int
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -35,15 +16,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DATASET", help="dataset folder (made by `lesson7-studio crappify`)")
     p.add_argument("--out", metavar="RUN", help="run folder to create (or to continue with --resume)")
     p.add_argument("--arch", metavar="NAME", help="generator model name (see `lesson7-studio models`)")
-    p.add_argument("--epochs", type=_positive_int, metavar="N", help="epochs of every training stage")
-    p.add_argument("--size", type=_positive_int, metavar="PX", help="HR crop size in pixels")
-    p.add_argument("--batch-size", type=_positive_int, metavar="B", help="batch size")
-    p.add_argument("--lr", type=_positive_float, metavar="LR",
+    p.add_argument("--epochs", type=positive_int, metavar="N", help="epochs of every training stage")
+    p.add_argument("--size", type=positive_int, metavar="PX", help="HR crop size in pixels")
+    p.add_argument("--batch-size", type=positive_int, metavar="B", help="batch size")
+    p.add_argument("--lr", type=positive_float, metavar="LR",
                    help="learning rate of the first stage (later stages keep the recipe's ratios)")
     p.add_argument("--device", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="mixed precision (default auto)")
-    p.add_argument("--workers", type=_non_negative_int, metavar="N", help="data loader worker processes (default 0)")
-    p.add_argument("--seed", type=_non_negative_int, help="random seed (default 0)")
+    p.add_argument("--workers", type=non_negative_int, metavar="N", help="data loader worker processes (default 0)")
+    p.add_argument("--seed", type=non_negative_int, help="random seed (default 0)")
     p.add_argument("--no-pretrained", action="store_true",
                    help="do not use ImageNet weights (encoder and feature loss start random)")
     p.add_argument("--init", metavar="MODEL",
@@ -61,9 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "a finished run. Works the same under `torchrun --nproc_per_node N`.",
     )
     _common(p)
-    p.add_argument("--max-minutes", type=_positive_float, metavar="M", help="stop (resumably) after M minutes")
-    p.add_argument("--max-steps", type=_positive_int, metavar="N", help="stop (resumably) after N optimizer steps")
-    p.add_argument("--steps-per-epoch", type=_positive_int, metavar="N", help="at most N training batches per epoch")
+    p.add_argument("--max-minutes", type=positive_float, metavar="M", help="stop (resumably) after M minutes")
+    p.add_argument("--max-steps", type=positive_int, metavar="N", help="stop (resumably) after N optimizer steps")
+    p.add_argument("--steps-per-epoch", type=positive_int, metavar="N", help="at most N training batches per epoch")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--list", action="store_true", help="list the recipes and exit")
     p.set_defaults(func=run_train)
@@ -75,9 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the suggested rate (valley) and the steepest-slope rate and saves the curve as a PNG.",
     )
     _common(q)
-    q.add_argument("--start-lr", type=_positive_float, default=1e-7, help="first learning rate (default 1e-7)")
-    q.add_argument("--end-lr", type=_positive_float, default=10.0, help="last learning rate (default 10)")
-    q.add_argument("--num-it", type=_positive_int, default=100, help="batches in the sweep (default 100)")
+    q.add_argument("--start-lr", type=positive_float, default=1e-7, help="first learning rate (default 1e-7)")
+    q.add_argument("--end-lr", type=positive_float, default=10.0, help="last learning rate (default 10)")
+    q.add_argument("--num-it", type=positive_int, default=100, help="batches in the sweep (default 100)")
     q.add_argument("--plot", metavar="FILE.png", help="where to save the plot (default RUN/lr_find.png or lr_find.png)")
     q.set_defaults(func=run_lr_find)
 
