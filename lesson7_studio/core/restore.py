@@ -44,6 +44,7 @@ from .errors import (
     ModelError,
     RecipeError,
 )
+from .devices import resolve_device
 from .events import (
     CancelToken,
     EventCallback,
@@ -112,31 +113,6 @@ def model_facts(model: Any) -> ModelFacts:
 # --------------------------------------------------------------------------- devices, memory
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/"auto": CUDA (the local rank's GPU under torchrun) if present, else MPS, else CPU."""
-    if isinstance(device, torch.device):
-        dev = device
-    else:
-        name = (device or "auto").strip().lower()
-        if name == "auto":
-            if torch.cuda.is_available():
-                local = int(os.environ.get("LOCAL_RANK", "0") or 0)
-                return torch.device("cuda", local % max(1, torch.cuda.device_count()))
-            if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-                return torch.device("mps")
-            return torch.device("cpu")
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise DeviceError(f"Unknown device '{device}'. Use auto, cpu, cuda, cuda:N or mps.") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(f"Device '{dev}' was asked for but CUDA is not available here; use --device cpu.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"Device '{dev}' does not exist: {torch.cuda.device_count()} CUDA device(s) found.")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceError("Device 'mps' was asked for but Apple's Metal backend is not available here.")
-    return dev
 
 
 def _read_int(path: str) -> int | None:

@@ -12,9 +12,8 @@ outputs. The GUI's model panel, the CLI and checkpoints all use these names::
 from __future__ import annotations
 
 import dataclasses
-import typing
-from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn

@@ -28,9 +28,10 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import torch
 from torch import nn
 
-from ..errors import Cancelled, DeviceError, TrainingError
+from ..errors import Cancelled, TrainingError
 from ..events import CancelToken, Event, EventCallback, emit
 from .schedule import Constant, OneCycle, group_lrs
+from ..devices import resolve_device
 
 NORM_TYPES = (
     nn.BatchNorm1d,
@@ -83,34 +84,6 @@ def cpu_supports_bf16() -> bool:
         except Exception:  # pragma: no cover - probe missing on exotic builds
             pass
     return False
-
-
-def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` -> cuda, then mps, then cpu; an unavailable explicit device -> DeviceError."""
-    if isinstance(name, torch.device):
-        return name
-    name = (name or "auto").strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"Unknown device '{name}'. Use auto, cpu, cuda, cuda:N or mps.") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError("CUDA was asked for but no CUDA GPU is available.", hint="Use --device cpu or auto.")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"GPU {dev.index} does not exist ({torch.cuda.device_count()} found).")
-    elif dev.type == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise DeviceError("MPS (Apple GPU) was asked for but is not available.", hint="Use --device cpu or auto.")
-    elif dev.type != "cpu":
-        raise DeviceError(f"Unsupported device '{name}'. Use auto, cpu, cuda, cuda:N or mps.")
-    return dev
 
 
 def resolve_precision(device: torch.device, precision: str = "auto") -> str:
