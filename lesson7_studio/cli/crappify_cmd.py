@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
-from ._args import non_negative_int, positive_int
+from ._common import cancel_on_sigint, non_negative_int, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -75,34 +73,23 @@ def run_crappify(args: argparse.Namespace) -> int:
         elif isinstance(ev, Log):
             say(ev.message)
 
-    # first Ctrl-C: finish the images in progress, record them, stop; a second one aborts
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-
-        def on_sigint(signum: int, frame: object) -> None:
-            if cancel.cancelled:
-                raise KeyboardInterrupt
-            cancel.cancel()
-            say("cancelling: finishing the images in progress ...")
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
+    doing = "cancelling: finishing the images in progress ..."
     try:
-        summary = build_pairs(
-            args.src,
-            args.dst,
-            recipe,
-            seed=args.seed,
-            valid_pct=args.valid_pct,
-            max_size=args.max_size,
-            workers=args.workers,
-            on_event=on_event,
-            cancel=cancel,
-        )
+        with cancel_on_sigint(cancel, say, doing):
+            summary = build_pairs(
+                args.src,
+                args.dst,
+                recipe,
+                seed=args.seed,
+                valid_pct=args.valid_pct,
+                max_size=args.max_size,
+                workers=args.workers,
+                on_event=on_event,
+                cancel=cancel,
+            )
     finally:
         if bars:
             bars[0].close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
     print(
         f"{summary.built} pairs built, {summary.skipped_existing} already there, "

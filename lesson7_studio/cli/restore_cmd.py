@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
-from ._args import non_negative_int, positive_int
+from ._common import cancel_on_sigint, non_negative_int, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -82,25 +79,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     x.set_defaults(func=run_export)
 
 
-@contextmanager
-def _cancel_on_sigint(cancel: Any, say) -> Iterator[None]:
-    """First Ctrl-C: cancel cleanly (no partial files); a second one aborts."""
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-
-        def on_sigint(signum: int, frame: object) -> None:
-            if cancel.cancelled:
-                raise KeyboardInterrupt
-            cancel.cancel()
-            say("cancelling: stopping after the current tile ...")
-
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
 
 class _Bars:
     """A tqdm bar made at the first Progress event of ``stage``; messages printed above it."""
@@ -153,7 +131,7 @@ def run_restore(args: argparse.Namespace) -> int:
         elif isinstance(ev, Log):
             bars.say(ev.message)
 
-    with _cancel_on_sigint(cancel, bars.say):
+    with cancel_on_sigint(cancel, bars.say, "cancelling: stopping after the current tile ..."):
         try:
             summary = restore_folder(
                 model,
@@ -233,7 +211,7 @@ def run_eval(args: argparse.Namespace) -> int:
         elif isinstance(ev, Log):
             bars.say(ev.message)
 
-    with _cancel_on_sigint(cancel, bars.say):
+    with cancel_on_sigint(cancel, bars.say, "cancelling: stopping after the current tile ..."):
         try:
             result = evaluate(
                 model,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
-from ._args import non_negative_int, positive_float, positive_int
+from ._common import cancel_on_sigint, non_negative_int, positive_float, positive_int
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -174,18 +172,7 @@ class _Bars:
             self.say(ev.message)
 
 
-def _with_sigint(cancel, bars: _Bars):
-    """First Ctrl-C: cancel after the current batch (and checkpoint); second: abort."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def on_sigint(signum: int, frame: object) -> None:
-        if cancel.cancelled:
-            raise KeyboardInterrupt
-        cancel.cancel()
-        bars.say("stopping after this batch and writing a checkpoint (Ctrl-C again to abort) ...")
-
-    return signal.signal(signal.SIGINT, on_sigint)
+STOPPING = "stopping after this batch and writing a checkpoint (Ctrl-C again to abort) ..."
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -208,13 +195,11 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = _config(args)
     cancel = CancelToken()
     bars = _Bars()
-    previous = _with_sigint(cancel, bars)
     try:
-        result = train(cfg, on_event=bars, cancel=cancel, resume=args.resume)
+        with cancel_on_sigint(cancel, bars.say, STOPPING):
+            result = train(cfg, on_event=bars, cancel=cancel, resume=args.resume)
     finally:
         bars.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     if result.model_path is None:  # not rank 0 under torchrun
         return 0
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()
@@ -235,14 +220,12 @@ def run_lr_find(args: argparse.Namespace) -> int:
     plot = args.plot or (str(Path(cfg.out) / "lr_find.png") if cfg.out else "lr_find.png")
     cancel = CancelToken()
     bars = _Bars()
-    previous = _with_sigint(cancel, bars)
     try:
-        res = lr_find(cfg, start_lr=args.start_lr, end_lr=args.end_lr, num_it=args.num_it, plot=plot,
-                      on_event=bars, cancel=cancel)
+        with cancel_on_sigint(cancel, bars.say, STOPPING):
+            res = lr_find(cfg, start_lr=args.start_lr, end_lr=args.end_lr, num_it=args.num_it, plot=plot,
+                          on_event=bars, cancel=cancel)
     finally:
         bars.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     print(f"suggested lr: {res.suggestion:.2e} (valley); steepest slope at {res.steep:.2e}")
     print(f"plot: {res.plot}")
     return 0
