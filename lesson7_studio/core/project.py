@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DatasetError, Lesson7Error
+from .images import atomic_write
 
 APP_NAME = "lesson7-studio"
 PROJECT_FILE = "lesson7-project.json"
@@ -60,15 +61,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
+    with atomic_write(path) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2)
             f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 @dataclass
@@ -298,9 +294,8 @@ def demo_project(
     for src in sample_images():
         dst = photos / src.name
         if not dst.exists():
-            tmp = dst.with_name(f".{dst.name}.part")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dst)
+            with atomic_write(dst) as tmp:
+                shutil.copyfile(src, tmp)
     lic = RESOURCES_DIR / "samples" / "LICENSE.md"
     if lic.is_file() and not (photos / "LICENSE.md").exists():
         shutil.copyfile(lic, photos / "LICENSE.md")

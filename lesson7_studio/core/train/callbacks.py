@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..images import atomic_write
 from ..events import BatchEnd, CheckpointSaved, EpochEnd, Log, SampleImages
 from ..losses import psnr as _psnr
 from ..losses import ssim as _ssim
@@ -226,19 +227,11 @@ def grid_image(rows: Sequence[Sequence[np.ndarray]], pad: int = 4, bg: int = 32)
 
 def save_png(arr: np.ndarray, path: Path) -> Path:
     """Write a uint8 array as PNG atomically (temp file in the same folder, then rename)."""
-    import os
-
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
+    with atomic_write(path) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
