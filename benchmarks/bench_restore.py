@@ -20,8 +20,10 @@ what it costs) in both methods.
    Outputs are scored against the original Kodak images (Y-PSNR, border 2) and against each
    other.
    Both load the same checkpoint: "plain" as the registry model (weight-norm parametrizations
-   recomputed every call, as in training), "ours" through ``restore.load_any_model`` (what the
-   CLI does; it bakes the parametrizations into plain weights).
+   recomputed every call, as in training) with fastai's attention (one N x N map), "ours"
+   through ``restore.load_any_model`` (what the CLI does; it bakes the parametrizations into
+   plain weights), whose attention runs in query chunks at inference and whose bf16 runs on a
+   bf16 copy of the net (no autocast re-casts).
 2. Big photo: a 6000x4000 (24 MP) photo (Kodak upscaled) restored at its size by the same network
    with the Restorer's ``scale=1`` option (the lesson's decrappify setting: the U-Net restores at
    the input's size), by our engine; its peak RSS is measured. The plain way is measured on
@@ -76,16 +78,28 @@ def _make_checkpoint(path: Path, scale: int) -> Path:
     return checkpoint.save_model(path, r, MODEL, r.info.options)
 
 
+def _lesson_model(ckpt: str):
+    """The plain way's model: as a trained learner holds it (the registry model, weight-norm
+    parametrizations and all) and with fastai's attention (one N x N map, also at inference)."""
+    from lesson7_studio.core import checkpoint
+    from lesson7_studio.core.models.layers import SelfAttention
+
+    model = checkpoint.load_model(ckpt, device="cpu").restorer().eval()
+    for m in model.modules():
+        if isinstance(m, SelfAttention):
+            m.chunk_inference = False
+    return model
+
+
 def _worker(args: argparse.Namespace) -> dict:
     """Runs in a fresh process; returns its measurements."""
     import torch
     from PIL import Image
 
-    from lesson7_studio.core import checkpoint, restore
+    from lesson7_studio.core import restore
 
     if args.worker.startswith("plain"):
-        # as a trained learner holds it: the registry model, weight-norm parametrizations and all
-        model = checkpoint.load_model(args.ckpt, device="cpu").restorer().eval()
+        model = _lesson_model(args.ckpt)
     else:
         model = restore.load_any_model(args.ckpt, device="cpu")  # what `lesson7-studio restore` does
     rss_model = _status("VmRSS")
@@ -113,7 +127,7 @@ def _worker(args: argparse.Namespace) -> dict:
     elif args.worker == "paired":
         # compute only, one process, methods alternating image by image: load spikes from other
         # jobs on the machine hit all methods alike; the best of the rounds is kept
-        plain_model = checkpoint.load_model(args.ckpt, device="cpu").restorer().eval()
+        plain_model = _lesson_model(args.ckpt)
         imgs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(src.glob("*.png"))]
 
         def plain_run(img):

@@ -5,20 +5,22 @@
 
 1. Each training photo is listed ``--copies`` times (symlinks with distinct names), so the
    dataset builder crappifies it with that many different seeds: different JPEG qualities,
-   number positions and crops of the same photo. Only the train/ photos are used.
-2. `lesson7-studio crappify SRC DATA --recipe decrappify-x2` builds the pairs.
-3. A short calibration run measures the time per epoch on this machine, so the one-cycle
-   schedule of the real run fits the time budget (a schedule cut off half-way leaves the
-   learning rate high and the model worse).
-4. `lesson7-studio train CONFIG.json` trains; the run folder is ``WORK/run``.
+   number positions, number sizes and crops of the same photo. Only the train/ photos are used.
+2. `lesson7-studio crappify SRC DATA --recipe RECIPE` builds the pairs. The default recipe,
+   starter_train_recipe.json beside this script, is decrappify-x2 with the number's font
+   size multiplied by a random 1..1.8: the training photos (481x321) are smaller than most
+   photos, and a model that has only seen their small numbers leaves bigger ones half-erased.
+3. Unless ``--epochs`` is given, a short calibration run measures the time per epoch on this
+   machine, so the one-cycle schedule of the real run fits the time budget (a schedule cut off
+   half-way leaves the learning rate high and the model worse).
+4. `lesson7-studio train CONFIG.json` trains (``--init`` fine-tunes an existing checkpoint);
+   the run folder is ``WORK/run``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import subprocess
 import sys
 import time
@@ -57,6 +59,13 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--pct-start", type=float, default=0.2)
+    ap.add_argument("--recipe", default=str(Path(__file__).with_name("starter_train_recipe.json")),
+                    help="crappify recipe of the training pairs (default: decrappify-x2 with the number's "
+                    "font size spread x1..1.8, see the file)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="number of epochs (skips the calibration that sizes them from --minutes)")
+    ap.add_argument("--init", default=None, help="start from this checkpoint (fine-tune), e.g. 'starter'")
     a = ap.parse_args()
 
     work = Path(a.work)
@@ -73,7 +82,7 @@ def main() -> int:
                 link.symlink_to(p)
     cli = [sys.executable, "-m", "lesson7_studio"]
     t0 = time.time()
-    subprocess.run(cli + ["crappify", str(src), str(data), "--recipe", "decrappify-x2", "--seed", str(a.seed),
+    subprocess.run(cli + ["crappify", str(src), str(data), "--recipe", a.recipe, "--seed", str(a.seed),
                           "--valid-pct", "0.02", "--workers", str(a.workers)], check=True,
                    stdout=subprocess.DEVNULL)
     print(f"dataset built in {time.time() - t0:.1f} s", flush=True)
@@ -83,8 +92,29 @@ def main() -> int:
                batch_size=a.batch_size)
     cfg["arch_options"]["nf"] = a.nf
     cfg["stages"][0]["lr"] = a.lr
+    cfg["stages"][0]["pct_start"] = a.pct_start
+    if a.init:
+        cfg["init"] = a.init
 
-    # calibration: two short epochs; the second one's time is the steady-state cost
+    if a.epochs:
+        epochs = a.epochs
+    else:
+        epochs = _calibrate(cfg, work, data, a)
+    cfg["stages"][0]["epochs"] = epochs
+    if not a.epochs:
+        cfg["max_minutes"] = a.minutes * 1.1  # safety net only; the schedule is sized to end first
+    cfg["out"] = str(work / "run")
+    cfg_path = work / "starter_config.json"
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+    t0 = time.time()
+    r = subprocess.run(cli + ["train", str(cfg_path)])
+    print(f"training finished in {time.time() - t0:.1f} s (rc {r.returncode})", flush=True)
+    return r.returncode
+
+
+def _calibrate(cfg: dict, work: Path, data: Path, a: argparse.Namespace) -> int:
+    """Epochs that fit ``a.minutes``, from two short epochs (the second one's time is the
+    steady-state cost)."""
     from lesson7_studio.core.events import EpochEnd
     from lesson7_studio.core.train.run import train
 
@@ -100,15 +130,7 @@ def main() -> int:
     epochs = max(1, int(a.minutes * 60 * 0.92 / per_epoch))
     print(f"calibration: {per_step * 1000:.1f} ms/step, {steps_full} steps/epoch -> {epochs} epochs", flush=True)
 
-    cfg["stages"][0]["epochs"] = epochs
-    cfg["max_minutes"] = a.minutes * 1.1  # safety net only; the schedule is sized to end first
-    cfg["out"] = str(work / "run")
-    cfg_path = work / "starter_config.json"
-    cfg_path.write_text(json.dumps(cfg, indent=2))
-    t0 = time.time()
-    r = subprocess.run(cli + ["train", str(cfg_path)])
-    print(f"training finished in {time.time() - t0:.1f} s (rc {r.returncode})", flush=True)
-    return r.returncode
+    return epochs
 
 
 if __name__ == "__main__":

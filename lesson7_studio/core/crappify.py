@@ -219,7 +219,10 @@ class Text(Step):
     """Write ``text`` (default: the quality of the next JPEG step) at a random point of
     ``region`` (x0, y0, x1, y1 as fractions of the image; the point's integer range is
     ``int(x0*w)..int(x1*w)`` inclusive, as the course's ``randint(0, w//2)``). The font size is
-    ``size`` px, or ``relative_size`` x the shortest side when that is set."""
+    ``size`` px, or ``relative_size`` x the shortest side when that is set; with ``size_spread``
+    s > 1 it is multiplied by a factor drawn uniformly in [1, s] (a training-data augmentation:
+    the model meets numbers of many sizes; s = 1 draws nothing, so older recipes keep their
+    exact pixels)."""
 
     kind: ClassVar[str] = "text"
     text: str | None = None
@@ -227,6 +230,7 @@ class Text(Step):
     relative_size: float | None = None
     region: tuple[float, float, float, float] = (0.0, 0.0, 0.5, 0.5)
     color: tuple[int, int, int] = (255, 255, 255)
+    size_spread: float = 1.0
 
     def __post_init__(self) -> None:
         if self.text is not None and not isinstance(self.text, str):
@@ -242,6 +246,13 @@ class Text(Step):
             raise _bad(self.kind, "region", "[x0, y0, x1, y1] with x0 <= x1 and y0 <= y1", r)
         self.region = r  # type: ignore[assignment]
         self.color = _colour(self.kind, "color", self.color)
+        self.size_spread = _float(self.kind, "size_spread", self.size_spread, 1.0, 8.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.size_spread == 1.0:  # the default is left out: older recipes keep their hash
+            out.pop("size_spread")
+        return out
 
     def font_size(self, w: int, h: int) -> int:
         if self.relative_size is None:
@@ -254,10 +265,14 @@ class Text(Step):
         x = int(rng.integers(int(x0 * w), int(x1 * w), endpoint=True))
         y = int(rng.integers(int(y0 * h), int(y1 * h), endpoint=True))
         text = self.text if self.text is not None else str(ctx.next_jpeg_quality())
+        size = self.font_size(w, h)
+        if self.size_spread > 1.0:  # drawn last, so recipes without a spread keep their stream
+            size = max(1, round(size * float(rng.uniform(1.0, self.size_spread))))
+            ctx.draw("text_size", size)
         ctx.draw("text", text)
         ctx.draw("text_xy", [x, y])
         out = img.copy()
-        ImageDraw.Draw(out).text((x, y), text, fill=self.color, font=_font(self.font_size(w, h)))
+        ImageDraw.Draw(out).text((x, y), text, fill=self.color, font=_font(size))
         return out
 
 

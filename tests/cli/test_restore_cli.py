@@ -87,6 +87,10 @@ def test_eval_json_and_table(ckpt, tmp_path, capsys):
     assert run(["eval", str(ckpt), str(src), "--baseline", "bicubic", "--baseline", "lanczos"]) == 0
     table = capsys.readouterr().out
     assert "Y-PSNR" in table and "lanczos" in table and "mean" in table
+    assert run(["eval", str(ckpt), str(src), "--seed", "3", "--ensemble", "--json"]) == 0
+    ens = json.loads(capsys.readouterr().out)
+    assert ens["ensemble"] is True and res["ensemble"] is False
+    assert ens["mean"]["bicubic"] == res["mean"]["bicubic"]  # (an untrained unet-lite is bicubic: same model scores)
 
 
 def test_export(ckpt, tmp_path, capsys):

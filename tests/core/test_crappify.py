@@ -262,3 +262,23 @@ def test_preview_size_and_speed():
         preview(big, "decrappify-x2", s)
     per_call = (time.perf_counter() - t) / 5
     assert per_call < 0.5  # generous on a shared CI box; the benchmark measures the real figure
+
+
+def test_text_size_spread_draws_sizes_and_leaves_old_recipes_alone(tmp_path):
+    base = PRESETS["decrappify-x2"]
+    assert "size_spread" not in base.steps[1].to_dict()  # default left out: same hash as before
+    spread = Recipe("spread", [base.steps[0], Text(relative_size=10 / 96, size_spread=1.8), base.steps[2]])
+    img = Image.new("RGB", (960, 640), (40, 80, 120))
+    sizes = {apply_recipe(img, spread, s).params["text_size"] for s in range(40)}
+    lo = Text(relative_size=10 / 96).font_size(480, 320)  # 33 px at half size
+    assert min(sizes) >= lo and max(sizes) <= round(lo * 1.8) and len(sizes) > 5
+    # the spread is drawn after the position: positions and qualities are those of the plain recipe
+    for s in range(5):
+        a, b = apply_recipe(img, base, s).params, apply_recipe(img, spread, s).params
+        assert (a["text_xy"], a["quality"]) == (b["text_xy"], b["quality"]) and "text_size" not in a
+    p = tmp_path / "r.json"
+    p.write_text(spread.to_json())
+    again = get_recipe(p)
+    assert again.steps[1].size_spread == 1.8 and again.hash() == spread.hash() != base.hash()
+    with pytest.raises(RecipeError, match="size_spread"):
+        Text(size_spread=0.5)

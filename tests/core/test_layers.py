@@ -202,3 +202,42 @@ def test_bake_parametrizations_keeps_outputs_and_spares_copies():
     with torch.no_grad():
         assert torch.allclose(copy_(x), y, atol=1e-6)
         assert torch.equal(net(x), y)  # the original still works (torch's remove_parametrizations breaks it)
+
+
+def test_self_attention_inference_runs_in_chunks_with_the_same_result(monkeypatch):
+    from lesson7_studio.core.models import layers
+
+    sa = SelfAttention(16).eval()
+    with torch.no_grad():
+        sa.gamma.fill_(0.8)
+    x = torch.randn(2, 16, 40, 60) * 0.3  # 2400 positions: above the chunking threshold
+    monkeypatch.setattr(layers, "_CHUNK_ELEMENTS", 2400 * 100)  # several chunks, a ragged last one
+    calls = []
+    real = layers.chunked_attention
+    monkeypatch.setattr(layers, "chunked_attention", lambda *a: calls.append(1) or real(*a))
+    with torch.no_grad():
+        chunked = sa(x)
+    assert calls, "inference over 2400 positions should use chunked attention"
+    with torch.enable_grad():
+        fused = sa(x).detach()
+    ref = self_attention_reference(sa, x)
+    assert torch.allclose(chunked, fused, atol=1e-5)
+    assert torch.allclose(chunked, ref, atol=1e-5)
+    sa.chunk_inference = False  # fastai's way: one N x N map
+    calls.clear()
+    with torch.no_grad():
+        assert torch.allclose(sa(x), ref, atol=1e-5)
+    assert not calls
+
+
+def test_chunked_attention_keeps_float32_logits_for_bf16_inputs():
+    from lesson7_studio.core.models.layers import chunked_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(1, 300, 8, generator=g) * 4, torch.randn(1, 300, 8, generator=g) * 4
+    v = torch.randn(1, 300, 24, generator=g)
+    ref = torch.softmax(q @ k.transpose(1, 2), -1) @ v
+    out = chunked_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert out.dtype == torch.bfloat16 and out.shape == (1, 300, 24)
+    # bf16 inputs and output, float32 logits: the error is the inputs' rounding, not the logits'
+    assert (out.float() - ref).abs().mean() < 0.05

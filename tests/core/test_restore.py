@@ -513,3 +513,64 @@ def test_tile_shape_uses_the_pixel_budget():
     assert th == 16 and th * tw <= 60_000 and tw > 1000
     th, tw = restore._tile_shape(4000, 6000, 100_000, 24, f)
     assert th == tw and th * tw <= 100_000 and th % 16 == 0
+
+
+@pytest.mark.skipif(not restore._cpu_supports_bf16(), reason="this CPU has no bf16 support")
+def test_bf16_runs_on_a_bf16_copy_that_follows_weight_changes():
+    model = toy(2, 1, 8)
+    a = np.random.default_rng(6).random((24, 24, 3), dtype=np.float32)
+    out1 = restore.restore_array(model, a, precision="bf16")
+    ref = restore.restore_array(model, a, precision="fp32")
+    assert np.abs(out1 - ref).max() < 0.03
+    (version, low) = restore._cache(model)[("low_copy", torch.bfloat16)]
+    assert low is not model and next(low.parameters()).dtype == torch.bfloat16
+    assert next(model.parameters()).dtype == torch.float32  # the model itself is untouched
+    with torch.no_grad():  # as an optimizer step or load_state_dict would
+        for p in model.parameters():
+            p.mul_(0.5)
+    out2 = restore.restore_array(model, a, precision="bf16")
+    ref2 = restore.restore_array(model, a, precision="fp32")
+    assert np.abs(out2 - ref2).max() < 0.03 and np.abs(out2 - out1).max() > 0.01
+    assert restore._cache(model)[("low_copy", torch.bfloat16)][1] is not low  # rebuilt
+
+
+@pytest.mark.skipif(not restore._cpu_supports_bf16(), reason="this CPU has no bf16 support")
+def test_bf16_falls_back_to_autocast_when_the_copy_cannot_run():
+    class NoBf16(nn.Module):
+        """Runs under autocast (its conv gets bf16) but refuses a bf16 input outright."""
+
+        def __init__(self):
+            super().__init__()
+            self.info = _info(1, 1, 1)
+            self.conv = nn.Conv2d(3, 3, 1)
+
+        def forward(self, x):
+            if x.dtype != torch.float32:
+                raise RuntimeError("no bf16 kernel for this op")
+            return self.conv(x).float()
+
+    model = NoBf16()
+    a = np.random.default_rng(7).random((16, 16, 3), dtype=np.float32)
+    out = restore.restore_array(model, a, precision="bf16")
+    ref = restore.restore_array(model, a, precision="fp32")
+    assert np.abs(out - ref).max() < 0.03
+    assert restore._cache(model)[("low_copy", torch.bfloat16)] == (None, None)
+
+
+def test_ensemble_averages_the_eight_flips_and_turns():
+    model = toy(2, 1, 8)  # random 3x3 convs: not symmetric, so each of the eight passes differs
+    a = np.random.default_rng(8).random((24, 32, 3), dtype=np.float32)  # multiples of 8: no padding
+    outs = []
+    for k in range(4):
+        for flip in (False, True):
+            t = np.rot90(a, k)
+            t = t[:, ::-1] if flip else t
+            y = restore.restore_array(model, np.ascontiguousarray(t), precision="fp32", tile=4096)
+            y = y[:, ::-1] if flip else y
+            outs.append(np.rot90(y, -k))
+    expected = np.mean(outs, axis=0)
+    got = restore.restore_array(model, a, precision="fp32", tile=4096, ensemble=True)
+    assert got.shape == (48, 64, 3) and np.abs(got - expected).max() < 1e-5
+    assert np.abs(got - outs[0]).max() > 1e-3
+    tiled = restore.restore_array(model, a, precision="fp32", tile=16, overlap=8, ensemble=True)
+    assert np.abs(tiled - got).max() < 1e-3  # tiles stay seamless

@@ -318,15 +318,48 @@ class SelfAttention(nn.Module):
 
         self.query, self.key, self.value = conv(c8), conv(c8), conv(n_channels)
         self.gamma = nn.Parameter(torch.zeros(1))
+        self.chunk_inference = True  # False: one N x N map at inference too, as fastai computes it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape
         x = x.reshape(size[0], size[1], -1)  # (B, C, N)
         f, g, h = self.query(x), self.key(x), self.value(x)
-        o = F.scaled_dot_product_attention(
-            g.transpose(1, 2), f.transpose(1, 2), h.transpose(1, 2), scale=1.0
-        ).transpose(1, 2)  # (B, C, N)
-        return (self.gamma * o + x).reshape(size)
+        q, k, v = g.transpose(1, 2), f.transpose(1, 2), h.transpose(1, 2)
+        if (self.chunk_inference and not torch.is_grad_enabled() and q.shape[1] > ATTENTION_CHUNK_MIN
+                and not _tracing()):
+            o = chunked_attention(q, k, v)
+        else:
+            o = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        return (self.gamma * o.transpose(1, 2) + x).reshape(size)
+
+
+# Inference over more positions than this runs attention in query chunks (see chunked_attention).
+ATTENTION_CHUNK_MIN = 2048
+_CHUNK_ELEMENTS = 1 << 22  # logits per chunk: 16 MB in float32
+
+
+def _tracing() -> bool:
+    compiling = getattr(torch.compiler, "is_compiling", lambda: False)()
+    return compiling or torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+
+
+def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q k^T) v`` (scale 1) for (B, N, d) queries/keys and (B, N, c) values, a block of
+    queries at a time: memory linear in N (no N x N map), and on the CPU faster than the
+    math kernel that ``scaled_dot_product_attention`` falls back to when the values' width
+    differs from the keys'. Logits and softmax are computed in float32 whatever the input
+    dtype (in bfloat16 the unscaled logits of SAGAN attention lose too much); the weighted sum
+    runs in the values' dtype. Used for inference; training keeps the fused kernel's backward.
+    """
+    b, n, _d = q.shape
+    out = torch.empty(b, n, v.shape[2], dtype=v.dtype, device=v.device)
+    kt = k.float().transpose(1, 2)
+    step = max(64, _CHUNK_ELEMENTS // max(n, 1))
+    for s in range(0, n, step):
+        logits = torch.matmul(q[:, s:s + step].float(), kt)
+        w = torch.softmax(logits, dim=-1).to(v.dtype)
+        out[:, s:s + step] = torch.matmul(w, v)
+    return out
 
 
 def self_attention_reference(sa: SelfAttention, x: torch.Tensor) -> torch.Tensor:

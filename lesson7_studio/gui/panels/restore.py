@@ -96,7 +96,8 @@ def _load_model(path: Path, device: str | None, cache: dict | None):
 
 
 def preview_job(model_path: Path, image_path: Path, *, tile: int | None = None, device: str | None = None,
-                cache: dict | None = None, on_event=None, cancel=None) -> tuple[Any, Any, float]:
+                ensemble: bool = False, cache: dict | None = None, on_event=None,
+                cancel=None) -> tuple[Any, Any, float]:
     """(input ImageData, restored ImageData, seconds) of one image."""
     from lesson7_studio.core import images, restore
 
@@ -104,13 +105,15 @@ def preview_job(model_path: Path, image_path: Path, *, tile: int | None = None, 
     img = images.load_image(image_path)
     check(cancel)
     t0 = time.perf_counter()
-    out = restore.restore_image(model, img, tile=tile, device=device, on_event=on_event, cancel=cancel)
+    out = restore.restore_image(model, img, tile=tile, device=device, ensemble=ensemble, on_event=on_event,
+                                cancel=cancel)
     return img, out, time.perf_counter() - t0
 
 
 def batch_job(model_path: Path, inputs: list[Path], dst: Path, *, recursive: bool = True, keep_tree: bool = True,
               skip_existing: bool = False, out_format: str = "keep", tile: int | None = None,
-              device: str | None = None, cache: dict | None = None, on_event=None, cancel=None):
+              device: str | None = None, ensemble: bool = False, cache: dict | None = None, on_event=None,
+              cancel=None):
     """Restore ``inputs`` into ``dst`` with core.restore.restore_folder; returns a RestoreSummary.
 
     One folder: its tree goes to ``dst``. Several inputs: files go to ``dst``, each folder to
@@ -119,7 +122,7 @@ def batch_job(model_path: Path, inputs: list[Path], dst: Path, *, recursive: boo
 
     model = _load_model(model_path, device, cache)
     opts = dict(recursive=recursive, keep_tree=keep_tree, skip_existing=skip_existing, out_format=out_format,
-                tile=tile, device=device)
+                tile=tile, device=device, ensemble=ensemble)
     if len(inputs) == 1:
         return restore.restore_folder(model, inputs[0], dst, on_event=on_event, cancel=cancel, **opts)
     counts = [sum(1 for _ in images.iter_images(p, recursive=recursive)) if p.is_dir() else 1 for p in inputs]
@@ -370,7 +373,13 @@ class RestorePanel(QWidget):
         self.skip_check = QCheckBox("Skip existing outputs", g)
         self.skip_check.setToolTip("Resume an interrupted batch: files already written are left alone")
         self.skip_check.setChecked(bool(s.value("restore/skip_existing", False)))
-        grid.addWidget(self.skip_check, 2, 0, 1, 4)
+        grid.addWidget(self.skip_check, 2, 0, 1, 2)
+        self.ensemble_check = QCheckBox("Best quality (8× slower)", g)
+        self.ensemble_check.setToolTip(
+            "Self-ensemble: each tile is restored 8 times (flipped and turned) and the results averaged.\n"
+            "Cleaner edges and fewer artefacts (about +0.2 dB with the starter model), 8 times the time.")
+        self.ensemble_check.setChecked(bool(s.value("restore/ensemble", False)))
+        grid.addWidget(self.ensemble_check, 2, 2, 1, 2)
         grid.addWidget(QLabel("Format", g), 3, 0)
         self.format_combo = QComboBox(g)
         for text, val in FORMATS:
@@ -656,7 +665,8 @@ class RestorePanel(QWidget):
             return
         self.preview_label.setText(f"Restoring {path.name}\u2026")
         w = self.ctx.start_worker(preview_job, model, path, tile=self.tile_combo.currentData(),
-                                  device=self.device_combo.currentData(), cache=self._cache)
+                                  device=self.device_combo.currentData(), ensemble=self.ensemble_check.isChecked(),
+                                  cache=self._cache)
         self._preview_worker = w
         self._preview_path = path
         w.finished.connect(self._on_preview)
@@ -695,6 +705,7 @@ class RestorePanel(QWidget):
         s.set_value("restore/dst", str(dst))
         s.set_value("restore/keep_tree", self.keep_tree_check.isChecked())
         s.set_value("restore/skip_existing", self.skip_check.isChecked())
+        s.set_value("restore/ensemble", self.ensemble_check.isChecked())
         s.set_value("restore/format", self.format_combo.currentData())
         self.failures.setRowCount(0)
         self.failures.setVisible(False)
@@ -711,7 +722,8 @@ class RestorePanel(QWidget):
             batch_job, model, list(self._inputs), dst,
             recursive=self.recursive_check.isChecked(), keep_tree=self.keep_tree_check.isChecked(),
             skip_existing=self.skip_check.isChecked(), out_format=self.format_combo.currentData(),
-            tile=self.tile_combo.currentData(), device=self.device_combo.currentData(), cache=self._cache,
+            tile=self.tile_combo.currentData(), device=self.device_combo.currentData(),
+            ensemble=self.ensemble_check.isChecked(), cache=self._cache,
         )
         self._worker = w
         w.event.connect(self._on_event)
