@@ -1,12 +1,13 @@
 """Quality of the starter model against bicubic and FSRCNN x2 on the validation sets.
 
-    python benchmarks/bench_starter.py [--model starter] [--sets kodak24 live1] [--seed 0]
+    python benchmarks/bench_starter.py [--model starter] [--sets kodak24 live1] [--seed 0] [--ensemble]
 
 Every ground-truth image of ../shared/data/valid/<set> is crappified with the decrappify-x2
 recipe (seeded per file, exactly as `lesson7-studio eval` does), then upsampled by the model, by
 bicubic interpolation and by FSRCNN x2 (../shared/baselines/FSRCNN_x2.pb through OpenCV's
 dnn_superres; `pip install "lesson7-studio[bench]"`). Y-PSNR / RGB-PSNR / SSIM(Y) with a 2 px
-border crop. Writes benchmarks/results/starter.json.
+border crop. ``--ensemble`` also scores the model's x8 self-ensemble (flips and quarter turns
+averaged; `lesson7-studio eval --ensemble`). Writes benchmarks/results/starter.json.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> int:
     ap.add_argument("--model", default="starter")
     ap.add_argument("--sets", nargs="+", default=["kodak24", "live1"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ensemble", action="store_true", help="also score the x8 self-ensemble")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "starter.json"))
     a = ap.parse_args()
     pb = SHARED / "baselines" / "FSRCNN_x2.pb"
@@ -69,6 +71,14 @@ def main() -> int:
             print(f"  {k:10s} Y-PSNR {m[k]['psnr_y']:.2f}  RGB-PSNR {m[k]['psnr_rgb']:.2f}  SSIM {m[k]['ssim_y']:.4f}")
         print(f"  model gain over bicubic {r['gain_psnr_y']['bicubic']:+.2f} dB, "
               f"over FSRCNN {r['gain_psnr_y']['fsrcnn-x2']:+.2f} dB")
+        if a.ensemble:
+            t0 = time.perf_counter()
+            e = evaluate(model, folder, "decrappify-x2", seed=a.seed, baselines=(), ensemble=True)["mean"]["model"]
+            gain = e["psnr_y"] - m["bicubic"]["psnr_y"]
+            results["sets"][name]["ensemble"] = {"mean": e, "gain_psnr_y_over_bicubic": gain,
+                                                 "seconds": round(time.perf_counter() - t0, 1)}
+            print(f"  model x8    Y-PSNR {e['psnr_y']:.2f}  RGB-PSNR {e['psnr_rgb']:.2f}  SSIM {e['ssim_y']:.4f}"
+                  f"  ({gain:+.2f} dB over bicubic)")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(results, indent=2))
     print(f"-> {a.out}")

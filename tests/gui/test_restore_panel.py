@@ -196,3 +196,22 @@ def test_dropping_a_folder_adds_it(qtbot, rst_ctx, tiny_model, tmp_path):
     assert p.inputs() == [tmp_path / "dropped"] and p.file_model.total() == 3
     p.clear_inputs()
     assert p.file_model.total() == 0 and not p.start_button.isEnabled()
+
+
+def test_best_quality_runs_the_ensemble_and_is_remembered(qtbot, rst_ctx, tiny_model, tmp_path, monkeypatch):
+    from lesson7_studio.core import restore
+
+    seen = []
+    real = restore.restore_image
+    monkeypatch.setattr(restore, "restore_image", lambda *a, **k: seen.append(k.get("ensemble")) or real(*a, **k))
+    src = tmp_path / "photos"
+    _images(src, 2)
+    p = _panel(qtbot, rst_ctx, tiny_model)
+    assert not p.ensemble_check.isChecked() and "8" in p.ensemble_check.text()
+    _add(qtbot, p, [src])
+    p.set_output(tmp_path / "out")
+    p.ensemble_check.setChecked(True)
+    p.start_button.click()
+    qtbot.waitUntil(lambda: not p.is_busy(), timeout=60000)
+    assert p.summary().done == 2 and seen == [True, True]
+    assert _panel(qtbot, rst_ctx, tiny_model).ensemble_check.isChecked()  # the choice is kept
