@@ -16,7 +16,10 @@ what it costs) in both methods.
    Each method runs in its own process (so its peak RSS, VmHWM, is its own), twice,
    alternating, and the faster run is kept (the machine is shared; load averages are recorded).
    Then one more process times the compute alone (no file I/O), the three methods alternating
-   image by image for --rounds rounds, best round kept: the figure least disturbed by other jobs.
+   image by image for --rounds rounds, best round kept: the figure least disturbed by other jobs
+   (all three share that process's malloc setting once "ours" has made it: freed memory kept for
+   reuse, see core/devices.keep_freed_memory; so that figure shows what the engine does beyond
+   the allocator, while the separate processes show the whole difference).
    Outputs are scored against the original Kodak images (Y-PSNR, border 2) and against each
    other.
    Both load the same checkpoint: "plain" as the registry model (weight-norm parametrizations
@@ -123,7 +126,7 @@ def _worker(args: argparse.Namespace) -> dict:
         s = restore.restore_folder(model, src, dst, precision=precision)
         res["input_megapixels"] = s.megapixels
         res["failed"] = [str(p) for p, _ in s.failed]
-        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple)}
+        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
     elif args.worker == "paired":
         # compute only, one process, methods alternating image by image: load spikes from other
         # jobs on the machine hit all methods alike; the best of the rounds is kept
@@ -159,7 +162,7 @@ def _worker(args: argparse.Namespace) -> dict:
         res["rounds_seconds"] = times
         res["rounds_cpu_seconds"] = cpu
         res["input_megapixels"] = sum(i.shape[0] * i.shape[1] for i in imgs) / 1e6
-        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple)}
+        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
     elif args.worker == "plain-mem":
         w, h = (int(v) for v in args.size.split("x"))
         x = torch.rand(1, 3, h, w)
@@ -170,7 +173,7 @@ def _worker(args: argparse.Namespace) -> dict:
         s = restore.restore_folder(model, src, dst, precision="auto")
         res["input_megapixels"] = s.megapixels
         res["failed"] = [str(p) for p, _ in s.failed]
-        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple)}
+        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
         res["bytes_per_net_px_estimate"] = restore._cache(model).get("bytes_per_px")
     res["seconds"] = time.perf_counter() - t0
     res["cpu_seconds"] = time.process_time() - c0

@@ -130,7 +130,7 @@ def main() -> int:
         # what precision "auto" decides (its probe), on this device and on the CPU
         restore._MODEL_CACHE.pop(model, None)
         restore.restore_array(model, lrs[0], precision="auto", device=dev)
-        out["auto_decision_" + dev.type] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple)}
+        out["auto_decision_" + dev.type] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
         if dev.type == "cuda" and restore._cpu_supports_bf16():
             cpu_model = model.to("cpu")
             x = to_t(lrs[0][:128, :192])
@@ -140,7 +140,7 @@ def main() -> int:
                     low = cpu_model(x).float()
             out["psnr_bf16_vs_fp32_cpu_crop"] = round(_psnr(ref, low), 2)
             restore.restore_array(cpu_model, lrs[0][:128, :192], precision="auto", device="cpu")
-            out["auto_decision_cpu"] = {str(k): v for k, v in restore._cache(cpu_model).items() if isinstance(k, tuple) and "cpu" in k[1]}
+            out["auto_decision_cpu"] = {str(k): v for k, v in restore._cache(cpu_model).items() if isinstance(k, tuple) and k[0] == "precision" and "cpu" in k[1]}
             model.to(dev)
         # quality against bicubic (fp32)
         ys, bic = [], []
