@@ -328,7 +328,14 @@ class _Runner:
         if entry is not None and entry[0] is None:  # known not to work
             return None
         try:
-            low = copy.deepcopy(self.model).to(dtype).eval()
+            # parameters and float buffers are handed to deepcopy already cast (its memo), so the
+            # float32 weights are never copied first
+            memo: dict[int, Any] = {}
+            for name, t in [*self.model.named_parameters(), *self.model.named_buffers()]:
+                if t.is_floating_point():
+                    low_t = t.detach().to(dtype)
+                    memo[id(t)] = nn.Parameter(low_t, requires_grad=False) if isinstance(t, nn.Parameter) else low_t
+            low = copy.deepcopy(self.model, memo).to(dtype).eval()
         except Exception:  # noqa: BLE001 - uncopyable or not castable: autocast is the fallback
             low = None
         cache[("low_copy", dtype)] = (version, low)
@@ -949,6 +956,30 @@ def _clean_stale_parts(folder: Path, name: str) -> None:
             p.unlink()
 
 
+class _InlineExecutor:
+    """The ``submit``/``shutdown`` of a ThreadPoolExecutor, running each call at once."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # noqa: BLE001 - delivered through the future, as a pool would
+            fut.set_exception(err)
+        return fut
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def _model_device(model: Any, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return resolve_device(device)
+    if isinstance(model, nn.Module):
+        p = next(iter(model.parameters()), None)
+        return p.device if p is not None else torch.device("cpu")
+    return torch.device(getattr(model, "device", "cpu"))
+
+
 def restore_folder(
     model: Any,
     src: str | Path,
@@ -1011,7 +1042,12 @@ def restore_folder(
     def load(path: Path):
         return images.load_image(path, **load_kw)
 
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore-io")
+    # On a GPU, decoding the next file and encoding the last one overlap the network; on the CPU
+    # the network's threads already use every core, and an encoder thread beside them only
+    # preempts one of them while the others wait for it (4 Kodak images with unet-resnet34 in
+    # bf16, 2 cores: 5.56 s overlapped, 5.33 s one after the other).
+    pool: Any = _InlineExecutor() if _model_device(model, device).type == "cpu" else ThreadPoolExecutor(
+        max_workers=2, thread_name_prefix="restore-io")
     pending_save: tuple[Path, Path, float, Future] | None = None
 
     def finish_save() -> None:
