@@ -223,6 +223,17 @@ def _cpu_supports_bf16() -> bool:
         return False
 
 
+def _model_device(model: Any, device: str | torch.device | None) -> torch.device:
+    """Where ``model`` runs: ``device`` for a torch module (its parameters' device when None);
+    a foreign runtime (ONNX) says its own."""
+    if not isinstance(model, nn.Module):
+        return torch.device(getattr(model, "device", "cpu"))
+    if device is None:
+        p = next(iter(model.parameters()), None)
+        return p.device if p is not None else torch.device("cpu")
+    return resolve_device(device)
+
+
 class _Runner:
     """Runs one model on batches of LR tiles: device, eval mode, channels_last, precision."""
 
@@ -233,19 +244,13 @@ class _Runner:
         self.facts = model_facts(model)
         self.is_module = isinstance(model, nn.Module)
         self.precision = precision
+        self.device = _model_device(model, device)
         if self.is_module:
-            if device is None:
-                p = next(iter(model.parameters()), None)
-                self.device = p.device if p is not None else torch.device("cpu")
-            else:
-                self.device = resolve_device(device)
             model.to(self.device)
             cache = _cache(model)
             if not cache.get("channels_last") and self.device.type in ("cpu", "cuda"):
                 model.to(memory_format=torch.channels_last)
                 cache["channels_last"] = True
-        else:
-            self.device = torch.device(getattr(model, "device", "cpu"))
         self.dtype: torch.dtype | None = None  # autocast dtype; None = fp32
 
     # -- one forward pass
@@ -971,13 +976,6 @@ class _InlineExecutor:
         pass
 
 
-def _model_device(model: Any, device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return resolve_device(device)
-    if isinstance(model, nn.Module):
-        p = next(iter(model.parameters()), None)
-        return p.device if p is not None else torch.device("cpu")
-    return torch.device(getattr(model, "device", "cpu"))
 
 
 def restore_folder(
