@@ -1,9 +1,10 @@
-"""Helpers shared by the subcommands: argument types and Ctrl-C handling."""
+"""Helpers shared by the subcommands: argument types, progress bars and Ctrl-C handling."""
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
@@ -49,3 +50,27 @@ def cancel_on_sigint(cancel: Any, say: Callable[[str], None], doing: str) -> Ite
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+# Seconds between progress lines when stderr is a file or a pipe (a log): one line per event
+# would write thousands of lines for a folder.
+LOG_INTERVAL_S = 15.0
+
+
+def progress_bar(**kwargs: Any) -> Any:
+    """A tqdm bar on stderr: redrawn as often as tqdm likes on a terminal, every
+    ``LOG_INTERVAL_S`` seconds (and at the end) in a log. Move it with :func:`advance`."""
+    from tqdm import tqdm
+
+    tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    kwargs.setdefault("mininterval", 0.1 if tty else LOG_INTERVAL_S)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(file=sys.stderr, **kwargs)
+
+
+def advance(bar: Any, done: int, postfix: str | None = None) -> None:
+    """Set ``bar`` to ``done`` (and its postfix) through ``update``, so tqdm's rate limit holds."""
+    if postfix is not None:
+        bar.set_postfix_str(postfix, refresh=False)
+    if done != bar.n:
+        bar.update(done - bar.n)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import cancel_on_sigint, non_negative_int, positive_int
+from ._common import advance, cancel_on_sigint, non_negative_int, positive_int, progress_bar
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -46,8 +46,6 @@ def run_crappify(args: argparse.Namespace) -> int:
         print("error: crappify needs SRC and DST (or --list)", file=sys.stderr)
         return 2
 
-    from tqdm import tqdm
-
     from lesson7_studio.core.crappify import get_recipe
     from lesson7_studio.core.datasets import build_pairs
     from lesson7_studio.core.events import CancelToken, ItemFailed, Log, Progress
@@ -65,9 +63,8 @@ def run_crappify(args: argparse.Namespace) -> int:
     def on_event(ev: object) -> None:
         if isinstance(ev, Progress):
             if not bars:
-                bars.append(tqdm(total=ev.total, unit="img", file=sys.stderr, desc=f"crappify ({recipe.name})", dynamic_ncols=True))
-            bars[0].n = ev.done
-            bars[0].refresh()
+                bars.append(progress_bar(total=ev.total, unit="img", desc=f"crappify ({recipe.name})"))
+            advance(bars[0], ev.done)
         elif isinstance(ev, ItemFailed):
             say(f"skipped {ev.path}: {ev.reason}")
         elif isinstance(ev, Log):

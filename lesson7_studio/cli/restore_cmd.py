@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ._common import cancel_on_sigint, non_negative_int, positive_int
+from ._common import advance, cancel_on_sigint, non_negative_int, positive_int, progress_bar
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -97,16 +97,11 @@ class _Bars:
             print(message, file=sys.stderr)
 
     def progress(self, ev: Any) -> None:
-        from tqdm import tqdm
-
         if ev.stage != self.stage:
             return
         if self.bar is None:
-            self.bar = tqdm(total=ev.total, unit=self.unit, file=sys.stderr, desc=self.desc, dynamic_ncols=True)
-        self.bar.n = ev.done
-        if ev.rate:
-            self.bar.set_postfix_str(f"{ev.rate:.2f} {ev.rate_unit}", refresh=False)
-        self.bar.refresh()
+            self.bar = progress_bar(total=ev.total, unit=self.unit, desc=self.desc)
+        advance(self.bar, ev.done, f"{ev.rate:.2f} {ev.rate_unit}" if ev.rate else None)
 
     def close(self) -> None:
         if self.bar is not None:

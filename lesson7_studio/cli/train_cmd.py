@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import cancel_on_sigint, non_negative_int, positive_float, positive_int
+from ._common import advance, cancel_on_sigint, non_negative_int, positive_float, positive_int, progress_bar
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -110,9 +110,6 @@ class _Bars:
     """One tqdm bar per epoch with the live metrics; other events as lines above it."""
 
     def __init__(self) -> None:
-        from tqdm import tqdm
-
-        self.tqdm = tqdm
         self.bar = None
         self.key = None
 
@@ -136,11 +133,9 @@ class _Bars:
             if key != self.key:
                 self.close()
                 self.key = key
-                self.bar = self.tqdm(total=ev.n_iter, initial=ev.iteration, desc=f"{ev.stage} epoch {ev.epoch + 1}",
-                                     unit="batch", file=sys.stderr, dynamic_ncols=True, leave=True)
-            self.bar.n = ev.iteration + 1
-            self.bar.set_postfix_str(f"loss {ev.smooth_loss:.4f} lr {ev.lr:.2e}", refresh=False)
-            self.bar.refresh()
+                self.bar = progress_bar(total=ev.n_iter, initial=ev.iteration, desc=f"{ev.stage} epoch {ev.epoch + 1}",
+                                        unit="batch", leave=True)
+            advance(self.bar, ev.iteration + 1, f"loss {ev.smooth_loss:.4f} lr {ev.lr:.2e}")
         elif isinstance(ev, EpochEnd):
             parts = [f"{k} {v:.4g}" for k, v in ev.metrics.items() if isinstance(v, float)]
             msg = f"{ev.stage} epoch {ev.epoch + 1}/{ev.n_epochs}: " + ", ".join(parts) + f" ({ev.seconds:.1f} s)"
@@ -157,11 +152,8 @@ class _Bars:
             if key != self.key:
                 self.close()
                 self.key = key
-                self.bar = self.tqdm(total=ev.total, desc=ev.stage, unit="batch", file=sys.stderr,
-                                     dynamic_ncols=True)
-            self.bar.n = ev.done
-            self.bar.set_postfix_str(ev.message, refresh=False)
-            self.bar.refresh()
+                self.bar = progress_bar(total=ev.total, desc=ev.stage, unit="batch")
+            advance(self.bar, ev.done, ev.message)
         elif isinstance(ev, CheckpointSaved):
             if ev.reason in ("cancel", "budget", "early-stop"):
                 self.say(f"checkpoint ({ev.reason}): {ev.path}")

@@ -84,3 +84,35 @@ def test_through_main_when_all_commands_exist(tmp_path, capsys):
     assert cli.main(["crappify", "--list"]) == 0
     assert cli.main(["crappify", str(tmp_path / "missing"), str(tmp_path / "out")]) == 1
     assert "Source folder not found" in capsys.readouterr().err
+
+
+def test_progress_in_a_log_is_a_few_lines_not_one_per_image(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(src / f"{i:02d}.png")
+    assert run(["crappify", str(src), str(tmp_path / "data"), "--recipe", "jpeg", "--workers", "1"]) == 0
+    err = capsys.readouterr().err  # captured: not a terminal
+    draws = err.count("\r") + err.count("\n")
+    assert "40/40" in err and draws <= 6, err  # the first and the last state (one per event: 40+)
+
+
+def test_progress_bar_helper_throttles_only_logs(monkeypatch):
+    import io
+    import sys
+
+    from lesson7_studio.cli._common import LOG_INTERVAL_S, advance, progress_bar
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, interval in ((io.StringIO(), LOG_INTERVAL_S), (Tty(), 0.1)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        bar = progress_bar(total=5, desc="x")
+        assert bar.mininterval == interval
+        advance(bar, 3, "3 done")
+        assert bar.n == 3
+        bar.close()
+        assert "3 done" in stream.getvalue() or interval == LOG_INTERVAL_S
