@@ -74,3 +74,29 @@ def advance(bar: Any, done: int, postfix: str | None = None) -> None:
         bar.set_postfix_str(postfix, refresh=False)
     if done != bar.n:
         bar.update(done - bar.n)
+
+
+class ProgressBars:
+    """A bar made at the first Progress event of ``stage`` (when the total is known), moved by
+    later ones (with their rate as postfix when ``rate``); messages are printed above it."""
+
+    def __init__(self, desc: str, unit: str, stage: str, rate: bool = True) -> None:
+        self.desc, self.unit, self.stage, self.rate = desc, unit, stage, rate
+        self.bar: Any = None
+
+    def say(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            print(message, file=sys.stderr)
+
+    def progress(self, ev: Any) -> None:
+        if ev.stage != self.stage:
+            return
+        if self.bar is None:
+            self.bar = progress_bar(total=ev.total, unit=self.unit, desc=self.desc)
+        advance(self.bar, ev.done, f"{ev.rate:.2f} {ev.rate_unit}" if self.rate and ev.rate else None)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import advance, cancel_on_sigint, non_negative_int, positive_int, progress_bar
+from ._common import ProgressBars, cancel_on_sigint, non_negative_int, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -52,19 +52,12 @@ def run_crappify(args: argparse.Namespace) -> int:
 
     recipe = get_recipe(args.recipe)
     cancel = CancelToken()
-    bars: list = []  # the progress bar, made at the first Progress event (when the total is known)
-
-    def say(message: str) -> None:
-        if bars:
-            bars[0].write(message, file=sys.stderr)
-        else:
-            print(message, file=sys.stderr)
+    bars = ProgressBars(f"crappify ({recipe.name})", "img", "crappify", rate=False)
+    say = bars.say
 
     def on_event(ev: object) -> None:
         if isinstance(ev, Progress):
-            if not bars:
-                bars.append(progress_bar(total=ev.total, unit="img", desc=f"crappify ({recipe.name})"))
-            advance(bars[0], ev.done)
+            bars.progress(ev)
         elif isinstance(ev, ItemFailed):
             say(f"skipped {ev.path}: {ev.reason}")
         elif isinstance(ev, Log):
@@ -85,8 +78,7 @@ def run_crappify(args: argparse.Namespace) -> int:
                 cancel=cancel,
             )
     finally:
-        if bars:
-            bars[0].close()
+        bars.close()
 
     print(
         f"{summary.built} pairs built, {summary.skipped_existing} already there, "

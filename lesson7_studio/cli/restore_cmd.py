@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from ._common import advance, cancel_on_sigint, non_negative_int, positive_int, progress_bar
+from ._common import ProgressBars, cancel_on_sigint, non_negative_int, positive_int
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -83,31 +83,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 
-class _Bars:
-    """A tqdm bar made at the first Progress event of ``stage``; messages printed above it."""
-
-    def __init__(self, desc: str, unit: str, stage: str) -> None:
-        self.desc, self.unit, self.stage = desc, unit, stage
-        self.bar = None
-
-    def say(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
-        else:
-            print(message, file=sys.stderr)
-
-    def progress(self, ev: Any) -> None:
-        if ev.stage != self.stage:
-            return
-        if self.bar is None:
-            self.bar = progress_bar(total=ev.total, unit=self.unit, desc=self.desc)
-        advance(self.bar, ev.done, f"{ev.rate:.2f} {ev.rate_unit}" if ev.rate else None)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _describe(model: Any) -> str:
     info = getattr(model, "info", None)
     return f"{getattr(info, 'name', type(model).__name__)} x{getattr(info, 'scale', '?')}"
@@ -119,7 +94,7 @@ def run_restore(args: argparse.Namespace) -> int:
 
     model = load_any_model(args.model, device=args.device)
     cancel = CancelToken()
-    bars = _Bars(f"restore ({_describe(model)})", "img", "restore")
+    bars = ProgressBars(f"restore ({_describe(model)})", "img", "restore")
 
     def on_event(ev: object) -> None:
         if isinstance(ev, Progress):
@@ -200,7 +175,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     model = load_any_model(args.model, device=args.device)
     cancel = CancelToken()
-    bars = _Bars(f"eval ({_describe(model)})", "img", "eval")
+    bars = ProgressBars(f"eval ({_describe(model)})", "img", "eval")
 
     def on_event(ev: object) -> None:
         if isinstance(ev, Progress):

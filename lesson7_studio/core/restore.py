@@ -326,7 +326,7 @@ class _Runner:
             return None
         cache = _cache(self.model)
         tensors = [*self.model.parameters(), *self.model.buffers()]
-        version = (len(tensors), tuple(t._version for t in tensors), tuple(id(t) for t in tensors))
+        version = tuple((id(t), t._version) for t in tensors)
         entry = cache.get(("low_copy", dtype))
         if entry is not None and entry[0] == version:
             return entry[1]
@@ -336,7 +336,7 @@ class _Runner:
             # parameters and float buffers are handed to deepcopy already cast (its memo), so the
             # float32 weights are never copied first
             memo: dict[int, Any] = {}
-            for name, t in [*self.model.named_parameters(), *self.model.named_buffers()]:
+            for t in tensors:
                 if t.is_floating_point():
                     low_t = t.detach().to(dtype)
                     memo[id(t)] = nn.Parameter(low_t, requires_grad=False) if isinstance(t, nn.Parameter) else low_t
