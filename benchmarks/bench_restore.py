@@ -5,8 +5,8 @@ weights (torch.manual_seed(0); no ImageNet weights offline), CPU. At initialisat
 self-attention's gamma is 0, so it does not change the output, but it is computed (and costs
 what it costs) in both methods.
 
-1. Folder: the first N Kodak24 images (../shared/data/valid/kodak24), crappified with the
-   decrappify-x2 recipe (seed 0) to 384x256 inputs, restored x2 to 768x512 by
+1. Folder: the Kodak24 images (../shared/data/valid/kodak24; --images N for the first N),
+   crappified with the decrappify-x2 recipe (seed 0) to 384x256 inputs, restored x2 to 768x512 by
    - "plain": the way the lesson's ``learn.predict`` does it: one image at a time, the whole
      image at once, fp32, contiguous (NCHW) memory;
    - "ours": ``restore.restore_folder`` with the defaults (tiles sized from free memory,
@@ -15,8 +15,11 @@ what it costs) in both methods.
      is within 45 dB PSNR of fp32's on its probe tile).
    Each method runs in its own process (so its peak RSS, VmHWM, is its own), twice,
    alternating, and the faster run is kept (the machine is shared; load averages are recorded).
-   Then one more process times the compute alone (no file I/O), the three methods alternating
-   image by image for --rounds rounds, best round kept: the figure least disturbed by other jobs
+   Each run records when each output was written, so the same runs also give the figures for
+   the first 4 and 8 images (a smaller folder: each method's start-up weighs more) and the time
+   per image after the first.
+   Then one more process times the compute alone (no file I/O) on --paired-images images, the
+   three methods alternating image by image for --rounds rounds, best round kept: the figure least disturbed by other jobs
    (all three share that process's malloc setting once "ours" has made it: freed memory kept for
    reuse, see core/devices.keep_freed_memory; so that figure shows what the engine does beyond
    the allocator, while the separate processes show the whole difference).
@@ -35,7 +38,7 @@ what it costs) in both methods.
    machine may use.
 
 Writes benchmarks/results/restore.json.
-Usage: python benchmarks/bench_restore.py [--images 4] [--repeats 2] [--rounds 3] [--no-big]
+Usage: python benchmarks/bench_restore.py [--images 24] [--repeats 2] [--rounds 3] [--no-big]
 (--no-big / --big-only keep the other part's figures from the previous results file)
 """
 
@@ -109,6 +112,7 @@ def _worker(args: argparse.Namespace) -> dict:
     res: dict = {"mode": args.worker, "threads": torch.get_num_threads()}
     src, dst = Path(args.src) if args.src else None, Path(args.dst) if args.dst else None
     t0, c0 = time.perf_counter(), time.process_time()
+    done_at: list[float] = []  # seconds from the start to each image's output written
     if args.worker == "plain":
         mp = 0.0
         for path in sorted(src.glob("*.png")):
@@ -120,10 +124,17 @@ def _worker(args: argparse.Namespace) -> dict:
             dst.mkdir(parents=True, exist_ok=True)
             Image.fromarray(out).save(dst / path.name)
             mp += img.shape[0] * img.shape[1] / 1e6
+            done_at.append(time.perf_counter() - t0)
         res["input_megapixels"] = mp
     elif args.worker in ("ours", "ours-bf16"):
         precision = "bf16" if args.worker == "ours-bf16" else "auto"
-        s = restore.restore_folder(model, src, dst, precision=precision)
+        from lesson7_studio.core.events import ItemDone
+
+        def on_event(e):
+            if isinstance(e, ItemDone):
+                done_at.append(time.perf_counter() - t0)
+
+        s = restore.restore_folder(model, src, dst, precision=precision, on_event=on_event)
         res["input_megapixels"] = s.megapixels
         res["failed"] = [str(p) for p, _ in s.failed]
         res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
@@ -131,7 +142,7 @@ def _worker(args: argparse.Namespace) -> dict:
         # compute only, one process, methods alternating image by image: load spikes from other
         # jobs on the machine hit all methods alike; the best of the rounds is kept
         plain_model = _lesson_model(args.ckpt)
-        imgs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(src.glob("*.png"))]
+        imgs = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(src.glob("*.png"))[: args.paired_images]]
 
         def plain_run(img):
             x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
@@ -177,6 +188,8 @@ def _worker(args: argparse.Namespace) -> dict:
         res["bytes_per_net_px_estimate"] = restore._cache(model).get("bytes_per_px")
     res["seconds"] = time.perf_counter() - t0
     res["cpu_seconds"] = time.process_time() - c0
+    if done_at:
+        res["done_at"] = [round(t, 3) for t in done_at]
     res["rss_after_model_gb"] = rss_model / 1e9
     res["peak_rss_gb"] = _status("VmHWM") / 1e9
     return res
@@ -192,7 +205,7 @@ def _spawn(mode: str, **kw) -> dict:
         raise RuntimeError(f"{mode} failed:\n{proc.stderr[-3000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     res["load_avg_1min_at_start"] = round(load, 2)
-    print(f"  {mode:10s} {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items() if k not in ('precision_probe',)})}", flush=True)
+    print(f"  {mode:10s} {json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items() if k not in ('precision_probe', 'done_at')})}", flush=True)
     return res
 
 
@@ -256,17 +269,34 @@ def _folder_benchmark(args, result, tmp, lr, gt, sizes, ckpt2) -> None:
             **{k: round(v, 3) for k, v in scores.items()},
         }
     m = folder["methods"]
+    # the same runs read after their first k images: what a smaller folder would have measured
+    # (each method's fixed start-up cost weighs more there), and the rate once started
+    firsts = {}
+    for k in sorted({min(4, args.images), min(8, args.images), args.images}):
+        row = {}
+        for mode, rs in runs.items():
+            row[mode] = round(min(r["done_at"][k - 1] for r in rs), 2)
+        row["speedup_ours_bf16_vs_plain"] = round(row["plain"] / row["ours-bf16"], 3)
+        row["speedup_ours_vs_plain"] = round(row["plain"] / row["ours"], 3)
+        firsts[str(k)] = row
+    folder["seconds_to_first_k_images"] = firsts
+    if args.images > 1:
+        per_image = {mode: round(min((r["done_at"][-1] - r["done_at"][0]) / (args.images - 1) for r in rs), 3)
+                     for mode, rs in runs.items()}
+        folder["seconds_per_image_after_the_first"] = per_image
+        folder["speedup_ours_bf16_vs_plain_after_the_first"] = round(per_image["plain"] / per_image["ours-bf16"], 3)
     folder["speedup_ours_vs_plain"] = round(m["plain"]["seconds_best"] / m["ours"]["seconds_best"], 3)
     folder["speedup_ours_bf16_vs_plain"] = round(m["plain"]["seconds_best"] / m["ours-bf16"]["seconds_best"], 3)
     folder["cpu_time_ratio_plain_over_ours"] = round(m["plain"]["cpu_seconds_best"] / m["ours"]["cpu_seconds_best"], 3)
     folder["psnr_y_difference_db"] = {
         k: round(abs(m[k]["psnr_y_vs_original"] - m["plain"]["psnr_y_vs_original"]), 4) for k in ("ours", "ours-bf16")
     }
-    paired = _spawn("paired", src=lr, ckpt=ckpt2, rounds=args.rounds)
+    paired = _spawn("paired", src=lr, ckpt=ckpt2, rounds=args.rounds, paired_images=args.paired_images)
     best = {k: min(v) for k, v in paired["rounds_seconds"].items()}
     best_cpu = {k: min(v) for k, v in paired["rounds_cpu_seconds"].items()}
     folder["paired_compute_only"] = {
         "rounds": args.rounds,
+        "images": min(args.paired_images, args.images),
         "seconds_best": {k: round(v, 2) for k, v in best.items()},
         "seconds_all": {k: [round(x, 2) for x in v] for k, v in paired["rounds_seconds"].items()},
         "cpu_seconds_best": {k: round(v, 2) for k, v in best_cpu.items()},
@@ -283,7 +313,8 @@ def _folder_benchmark(args, result, tmp, lr, gt, sizes, ckpt2) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--images", type=int, default=24, help="Kodak images in the folder (all 24 by default)")
+    ap.add_argument("--paired-images", type=int, default=4, help="images in the compute-only comparison")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--no-big", action="store_true", help="skip the 24 MP photo")
     ap.add_argument("--big-only", action="store_true", help="only the 24 MP photo")

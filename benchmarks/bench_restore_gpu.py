@@ -14,6 +14,11 @@ Needs the images in DATA (default .gpu/restore_data with bsds/ and kodak/ PNG/JP
    inputs of 1536x1024 and 3000x2000 (outputs up to 24 MP).
 4. Out of memory: with the process capped to a few GB, a 2048 px tile must fail and be halved
    until it fits, with the same output.
+5. Folder restore on the GPU, as the CPU benchmark (bench_restore.py) does it: --folder-images
+   Kodak images crappified to 384x256 (and --folder-large of them at 1536x1024, outputs 6 MP) restored x2 by
+   the plain way (one image at a time, whole, fp32, NCHW, PIL decode/encode in line) and by
+   ``restore_folder`` (precision auto, file I/O overlapped with the GPU): seconds, megapixels/s,
+   peak GPU memory, and the outputs' agreement.
 Writes $OUT/restore_gpu.json (or --out).
 """
 
@@ -47,6 +52,9 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(os.environ.get("OUT", str(ROOT / "benchmarks" / "results")), "restore_gpu.json"))
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--folder-images", type=int, default=24)
+    ap.add_argument("--folder-large", type=int, default=8, help="images in the 1536x1024-input folder (0: none)")
+    ap.add_argument("--only-folder", action="store_true", help="skip sections 1-4 (random weights)")
     args = ap.parse_args()
 
     import torch
@@ -156,6 +164,11 @@ def main() -> int:
 
     torch.manual_seed(0)
     model = models.restorer("unet-resnet34", pretrained=False, self_attention=True)
+    if args.only_folder:
+        res["folder"] = folder_benchmark(model.to(dev).eval(), kodak[: args.folder_images], dev, recipe, log, args.folder_large)
+        save()
+        log("wrote", args.out)
+        return 0
     res["random"] = precision_report(model, "random")
     save()
 
@@ -191,7 +204,7 @@ def main() -> int:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         steps += 1
     res["training"] = {"steps": steps, "batch": bs, "crop": 128, "loss_first": float(np.mean(losses[:20])),
                        "loss_last": float(np.mean(losses[-20:]))}
@@ -249,7 +262,7 @@ def main() -> int:
         torch.cuda.empty_cache()
         free, total = torch.cuda.mem_get_info(dev)
         cap_gb = 4.0
-        torch.cuda.set_per_process_memory_fraction(cap_gb * 1e9 / total, dev)
+        torch.cuda.set_per_process_memory_fraction(cap_gb * 1e9 / total, torch.cuda.current_device())
         events = []
         try:
             got = restore.restore_array(model, lr, device=dev, precision="fp32", tile=2048, on_event=events.append)
@@ -262,11 +275,111 @@ def main() -> int:
         except Exception as err:  # recorded, not hidden
             res["oom_halving"] = {"error": f"{type(err).__name__}: {err}"[:500], "messages": [getattr(e, "message", "") for e in events]}
         finally:
-            torch.cuda.set_per_process_memory_fraction(1.0, dev)
+            torch.cuda.set_per_process_memory_fraction(1.0, torch.cuda.current_device())
         log("oom", res["oom_halving"])
+        save()
+
+    # 5. folder restore, ours against the plain way
+    if args.folder_images:
+        res["folder"] = folder_benchmark(model, kodak[: args.folder_images], dev, recipe, log, args.folder_large)
     save()
     log("wrote", args.out)
     return 0
+
+
+def folder_benchmark(model, kodak, dev, recipe, log, n_large: int) -> dict:
+    """Section 5: a folder of Kodak images restored the plain way and by restore_folder."""
+    import copy
+    import shutil
+    import tempfile
+
+    import torch
+    from PIL import Image
+
+    from lesson7_studio.core import metrics, restore
+    from lesson7_studio.core.crappify import apply_recipe, prepare_hr
+    from lesson7_studio.core.images import load_image
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    def reset_peak():
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(dev)
+
+    def peak_gb():
+        return round(torch.cuda.max_memory_allocated(dev) / 1e9, 2) if dev.type == "cuda" else None
+
+    plain_model = copy.deepcopy(model).to(dev).to(memory_format=torch.contiguous_format).eval()
+    model = model.to(dev).eval()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_gpu_folder_"))
+    out: dict = {"images": len(kodak)}
+    try:
+        for label, factor, n in (("small", 1, len(kodak)), ("large", 4, n_large)):
+            if n == 0:
+                continue
+            src, gt_dir = tmp / f"src_{label}", tmp / f"gt_{label}"
+            src.mkdir()
+            gt_dir.mkdir()
+            for p in kodak[:n]:
+                hr, _ = prepare_hr(load_image(p), 2, None)
+                if factor > 1:
+                    hr = hr.resize((hr.width * factor, hr.height * factor), Image.Resampling.BICUBIC)
+                hr.save(gt_dir / f"{p.stem}.png")
+                apply_recipe(hr, recipe, 0).image.save(src / f"{p.stem}.png")
+            files = sorted(src.glob("*.png"))
+            lr_size = Image.open(files[0]).size
+            row: dict = {"input": list(lr_size), "output": [2 * lr_size[0], 2 * lr_size[1]]}
+            out_mp = sum(4 * Image.open(f).size[0] * Image.open(f).size[1] for f in files) / 1e6
+
+            # the plain way (warm-up on a small crop first: CUDA context, cuDNN)
+            with torch.no_grad():
+                plain_model(torch.rand(1, 3, 64, 64, device=dev))
+            sync()
+            reset_peak()
+            plain_dir = tmp / f"plain_{label}"
+            plain_dir.mkdir()
+            t = time.perf_counter()
+            for f in files:
+                a = np.array(Image.open(f).convert("RGB"))
+                x = torch.from_numpy(a).permute(2, 0, 1)[None].float().div(255).to(dev)
+                with torch.no_grad():
+                    y = plain_model(x)[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+                Image.fromarray((y * 255.0 + 0.5).astype(np.uint8)).save(plain_dir / f.name)
+            sync()
+            row["plain_seconds"] = round(time.perf_counter() - t, 3)
+            row["plain_peak_gpu_gb"] = peak_gb()
+
+            reset_peak()
+            ours_dir = tmp / f"ours_{label}"
+            t = time.perf_counter()
+            summary = restore.restore_folder(model, src, ours_dir, device=dev)
+            sync()
+            row["ours_seconds"] = round(time.perf_counter() - t, 3)
+            row["ours_peak_gpu_gb"] = peak_gb()
+            row["ours_failed"] = [str(x) for x in summary.failed]
+            row["ours_precision"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
+            row["plain_mp_per_s"] = round(out_mp / row["plain_seconds"], 2)
+            row["ours_mp_per_s"] = round(out_mp / row["ours_seconds"], 2)
+            row["speedup_ours_vs_plain"] = round(row["plain_seconds"] / row["ours_seconds"], 2)
+            agree, y_plain, y_ours = [], [], []
+            for f in files:
+                a = np.asarray(Image.open(plain_dir / f.name)) / 255.0
+                b = np.asarray(Image.open(ours_dir / f.name)) / 255.0
+                g = np.asarray(Image.open(gt_dir / f.name)) / 255.0
+                agree.append(metrics.psnr(b, a))
+                y_plain.append(metrics.psnr(a, g, y_channel=True, crop=2))
+                y_ours.append(metrics.psnr(b, g, y_channel=True, crop=2))
+            row["psnr_ours_vs_plain_output"] = round(float(np.mean(agree)), 2)
+            row["psnr_y_vs_original"] = {"plain": round(float(np.mean(y_plain)), 3), "ours": round(float(np.mean(y_ours)), 3)}
+            row["psnr_y_difference"] = round(abs(row["psnr_y_vs_original"]["plain"] - row["psnr_y_vs_original"]["ours"]), 4)
+            log("folder", label, json.dumps(row))
+            out[label] = row
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
 
 
 if __name__ == "__main__":

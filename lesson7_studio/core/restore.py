@@ -26,6 +26,7 @@ import math
 import os
 import time
 import weakref
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,11 +404,12 @@ class _Runner:
         return cache.get("bytes_per_px")
 
     @contextlib.contextmanager
-    def _size_hooks(self, probe: torch.Tensor):
-        """Hooks that add up every leaf module's output size and note each global
-        self-attention's positions; on exit they record ``bytes_per_px`` (activations, linear in
-        the tile's pixels) and ``attention_per_px`` (positions per network pixel of each global
-        self-attention) in the model's cache (only if the body ran without an exception)."""
+    def _size_hooks(self, probe: torch.Tensor, module: nn.Module | None = None):
+        """Hooks on ``module`` (the model, or a shapes-only copy of it) that add up every leaf
+        module's output size and note each global self-attention's positions; on exit they record
+        ``bytes_per_px`` (activations, linear in the tile's pixels) and ``attention_per_px``
+        (positions per network pixel of each global self-attention) in the model's cache (only if
+        the body ran without an exception)."""
         from .models.layers import SelfAttention
 
         total = [0]
@@ -423,7 +425,7 @@ class _Runner:
             positions.append(int(inp[0][0, 0].numel()))  # H*W at that layer
 
         handles = []
-        for name, m in self.model.named_modules():
+        for name, m in (module if module is not None else self.model).named_modules():
             if "parametrizations" in name.split("."):
                 continue  # weight/spectral norm: their outputs are weights, not activations
             if isinstance(m, SelfAttention):
@@ -441,10 +443,29 @@ class _Runner:
         cache["attention_per_px"] = [n * probe.shape[0] / net_px for n in positions]
 
     def _measure_shapes_only(self, probe: torch.Tensor) -> bool:
-        """The memory estimate from a pass on fake tensors (torch's FakeTensorMode: shapes and
-        dtypes propagate, nothing is computed): what a real fp32 probe pass costs (a sixth of a
-        768x512 image's time for unet-resnet34), saved where the precision needs no fp32
-        reference. False where the model does not run that way (then a real pass measures)."""
+        """The memory estimate from a pass that computes nothing: what a real fp32 probe pass costs
+        (a sixth of a 768x512 image's time for unet-resnet34), saved where the precision needs no
+        fp32 reference. First on a copy of the model on the meta device (tensors with shapes and
+        no storage), else on fake tensors (torch's FakeTensorMode, which also takes models that
+        mix devices; its first use in a process costs ~0.4 s more). False where the model runs
+        neither way (then a real pass measures)."""
+        return self._measure_on_meta(probe) or self._measure_on_fake(probe)
+
+    def _measure_on_meta(self, probe: torch.Tensor) -> bool:
+        try:
+            memo: dict[int, Any] = {}
+            for t in [*self.model.parameters(), *self.model.buffers()]:
+                meta_t = torch.empty_like(t, device="meta")
+                memo[id(t)] = nn.Parameter(meta_t, requires_grad=False) if isinstance(t, nn.Parameter) else meta_t
+            shadow = copy.deepcopy(self.model, memo).eval()
+            x = torch.empty(probe.shape, device="meta").contiguous(memory_format=torch.channels_last)
+            with self._size_hooks(probe, shadow), torch.inference_mode():
+                shadow(x)
+        except Exception:  # noqa: BLE001 - uncopyable, a tensor kept outside its parameters, .item()...
+            return False
+        return True
+
+    def _measure_on_fake(self, probe: torch.Tensor) -> bool:
         try:
             from torch._subclasses.fake_tensor import FakeTensorMode
         except ImportError:
@@ -978,6 +999,17 @@ class _InlineExecutor:
 
 
 
+_MAX_IO_THREADS = 6  # decode + up to 5 encodes in flight (each holds its restored image)
+
+
+def _io_pool(dev: torch.device) -> tuple[Any, int]:
+    """(executor for file decodes and encodes, how many encodes may be in flight) on ``dev``."""
+    if dev.type == "cpu":
+        return _InlineExecutor(), 1
+    workers = max(2, min(_MAX_IO_THREADS, os.cpu_count() or 2))
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="restore-io"), workers - 1  # one free to decode
+
+
 def restore_folder(
     model: Any,
     src: str | Path,
@@ -1040,20 +1072,17 @@ def restore_folder(
     def load(path: Path):
         return images.load_image(path, **load_kw)
 
-    # On a GPU, decoding the next file and encoding the last one overlap the network; on the CPU
-    # the network's threads already use every core, and an encoder thread beside them only
-    # preempts one of them while the others wait for it (4 Kodak images with unet-resnet34 in
-    # bf16, 2 cores: 5.56 s overlapped, 5.33 s one after the other).
-    pool: Any = _InlineExecutor() if _model_device(model, device).type == "cpu" else ThreadPoolExecutor(
-        max_workers=2, thread_name_prefix="restore-io")
-    pending_save: tuple[Path, Path, float, Future] | None = None
+    # On a GPU, decoding the next file and encoding the last ones overlap the network, several
+    # encodes at a time (Pillow releases the GIL while it compresses; a PNG encode takes longer
+    # than the network's pass there). On the CPU the network's threads already use every core,
+    # and an encoder thread beside them only preempts one of them while the others wait for it
+    # (4 Kodak images with unet-resnet34 in bf16, 2 cores: 5.56 s overlapped, 5.33 s in line).
+    pool, max_pending = _io_pool(_model_device(model, device))
+    pending_saves: deque[tuple[Path, Path, float, Future]] = deque()
 
     def finish_save() -> None:
-        nonlocal pending_save
-        if pending_save is None:
-            return
-        path, out, mp, fut = pending_save
-        pending_save = None
+        """Wait for the oldest write in flight and report it."""
+        path, out, mp, fut = pending_saves.popleft()
         try:
             fut.result()
         except Exception as err:  # reported, never fatal to the batch
@@ -1064,6 +1093,10 @@ def restore_folder(
         summary.done += 1
         summary.megapixels += mp
         emit(on_event, ItemDone(path=path, output=out, info={"megapixels": mp}))
+
+    def finish_saves(keep: int = 0) -> None:
+        while len(pending_saves) > keep:
+            finish_save()
 
     def progress(done: int, name: str) -> None:
         _rate, eta = meter.update(done)
@@ -1120,20 +1153,22 @@ def restore_folder(
                 fail(idx, path, f"cannot restore: {err}")
                 continue
             del img
-            finish_save()  # the previous file's write, which ran while this one was restored
+            finish_saves(keep=max_pending - 1)  # earlier writes, which ran while this one was restored
             out.parent.mkdir(parents=True, exist_ok=True)
             _clean_stale_parts(out.parent, out.name)
-            pending_save = (path, out, mp, pool.submit(images.save_image, restored, out, format=pil, quality=quality))
+            pending_saves.append((path, out, mp, pool.submit(images.save_image, restored, out, format=pil, quality=quality)))
             del restored
+            while pending_saves and pending_saves[0][3].done():  # report finished writes now (in line: this one)
+                finish_save()
             progress(handled + idx + 1, path.name)
-        finish_save()
+        finish_saves()
     except Cancelled:
-        finish_save()  # a write in flight completes (atomic either way) and is reported
+        finish_saves()  # writes in flight complete (atomic either way) and are reported
         raise
     finally:
-        if pending_save is not None:
+        for *_rest, fut in pending_saves:
             with contextlib.suppress(Exception):
-                pending_save[3].result()
+                fut.result()
         pool.shutdown(wait=True, cancel_futures=True)
         release_freed_memory()
     summary.seconds = time.perf_counter() - t0

@@ -354,6 +354,54 @@ def test_cancel_leaves_no_partial_file_and_rerun_resumes(lite, tmp_path):
     assert len([p for p in dst.rglob("*") if p.is_file()]) == 4
 
 
+def test_overlapped_io_of_gpu_restores_reports_cancels_and_resumes(lite, tmp_path, monkeypatch):
+    """On a GPU the next file is decoded and the last ones encoded in a thread pool while the
+    network runs, several encodes in flight; the same pool here, on the CPU: a broken file is
+    reported, a cancel leaves only complete files (the writes in flight finish and are
+    reported), and a rerun completes the folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pools = []
+
+    def io_pool(_dev):
+        pools.append(ThreadPoolExecutor(max_workers=4))
+        return pools[-1], 3
+
+    monkeypatch.setattr(restore, "_io_pool", io_pool)
+    src = _folder(tmp_path, n=8, size=(24, 24))
+    (src / "broken.png").write_bytes(b"\x89PNG broken")
+    tok = CancelToken()
+    done = []
+
+    def on_event(e):
+        if isinstance(e, ItemDone):
+            done.append(e.path.name)
+            if len(done) == 2:
+                tok.cancel()
+
+    dst = tmp_path / "out"
+    with pytest.raises(Cancelled):
+        restore.restore_folder(lite, src, dst, precision="fp32", on_event=on_event, cancel=tok)
+    assert pools, "the pool was not used"
+    files = sorted(p for p in dst.rglob("*") if p.is_file())
+    assert 2 <= len(files) < 8 and not [p for p in files if ".part" in p.name]
+    assert len(done) == len(files)  # every write that finished was reported
+    for p in files:
+        assert Image.open(p).size == (48, 48)
+    events = []
+    s = restore.restore_folder(lite, src, dst, skip_existing=True, precision="fp32", on_event=events.append)
+    assert (s.done, s.skipped, s.unreadable) == (8 - len(files), len(files), 1)
+    assert [p.name for p, _ in s.failed] == ["broken.png"]
+    got = sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.png"))
+    assert got == sorted(p.relative_to(src).as_posix() for p in src.rglob("img*.png"))
+    # the same images as in line, one at a time
+    monkeypatch.undo()
+    ref = restore.restore_folder(lite, src, tmp_path / "ref", precision="fp32")
+    assert ref.done == 8
+    for rel in got:
+        assert np.array_equal(np.asarray(Image.open(dst / rel)), np.asarray(Image.open(tmp_path / "ref" / rel)))
+
+
 def test_stale_part_of_a_dead_process_is_removed(lite, tmp_path):
     src = _folder(tmp_path, n=1)
     dst = tmp_path / "out"
@@ -600,17 +648,19 @@ def test_bundled_starter_model_beats_bicubic_on_a_sample():
     assert gain > 1.0, gain  # 2.4 dB with the shipped weights; the stage-1 model, whose 27 px numbers stayed, 0.4
 
 
-def test_memory_estimate_from_fake_tensors_equals_a_real_pass():
+@pytest.mark.parametrize("how", ["meta", "fake"])
+def test_memory_estimate_without_arithmetic_equals_a_real_pass(how):
     torch.manual_seed(0)
-    a = models.restorer("unet-lite", nf=8, blocks=1, self_attention=True).eval()
+    a = models.restorer("unet-lite", nf=8, blocks=1, self_attention=True).train()
     b = models.restorer("unet-lite", nf=8, blocks=1, self_attention=True).eval()
     probe = torch.rand(1, 3, 32, 48)
     ra, rb = restore._Runner(a, "cpu", "fp32"), restore._Runner(b, "cpu", "fp32")
-    assert ra._measure_shapes_only(probe)
+    assert (ra._measure_on_meta if how == "meta" else ra._measure_on_fake)(probe)
     rb._forward_measured(probe)
     ca, cb = restore._cache(a), restore._cache(b)
     assert ca["bytes_per_px"] == pytest.approx(cb["bytes_per_px"]) and ca["bytes_per_px"] > 64
     assert ca["attention_per_px"] == pytest.approx(cb["attention_per_px"]) and len(ca["attention_per_px"]) == 1
+    assert a.training and all(p.device.type == "cpu" for p in a.parameters())  # the model itself untouched
 
 
 def test_memory_estimate_falls_back_to_a_real_pass():
@@ -630,5 +680,6 @@ def test_memory_estimate_falls_back_to_a_real_pass():
     runner = restore._Runner(model, "cpu", "fp32")
     assert runner.bytes_per_net_px(torch.rand(1, 3, 16, 16)) > 0
     assert not runner._measure_shapes_only(torch.rand(1, 3, 16, 16))
+    assert not runner._measure_on_meta(torch.rand(1, 3, 16, 16)) and not runner._measure_on_fake(torch.rand(1, 3, 16, 16))
     out = restore.restore_array(model, np.random.default_rng(0).random((20, 20, 3), dtype=np.float32), precision="fp32")
     assert out.shape == (20, 20, 3)

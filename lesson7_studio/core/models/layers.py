@@ -352,6 +352,7 @@ def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torc
     runs in the values' dtype. Used for inference; training keeps the fused kernel's backward.
     """
     b, n, _d = q.shape
+    v = v.contiguous()  # once: SelfAttention hands a transposed view, which every chunk's matmul would copy
     out = torch.empty(b, n, v.shape[2], dtype=v.dtype, device=v.device)
     kt = k.float().transpose(1, 2)
     step = max(64, _CHUNK_ELEMENTS // max(n, 1))
