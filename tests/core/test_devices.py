@@ -20,8 +20,8 @@ def test_malloc_tuning_can_be_turned_off(monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc only")
 def test_a_second_forward_pass_reuses_the_first_ones_memory():
-    """Without the setting each pass maps its 64 MB activations afresh (~150,000 page faults
-    a pass here); with it the second pass faults (almost) nothing in."""
+    """Without the setting each pass maps its 64 MB activations afresh; with it the second pass
+    reuses the first one's freed blocks."""
     if not devices.keep_freed_memory():
         pytest.skip("not glibc: the setting is not available")
     from torch import nn
@@ -37,6 +37,9 @@ def test_a_second_forward_pass_reuses_the_first_ones_memory():
         return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
 
     faults()
-    assert faults() < 5000
+    # without the setting a pass faults ~150,000 pages in (measured here); with it the freed
+    # blocks are reused: almost nothing, or one 64 MB activation (16,384 pages) where earlier
+    # tests left the heap fragmented (seen once in CI).
+    assert faults() < 2 * 16384
     assert devices.keep_freed_memory() is True  # idempotent
     devices.release_freed_memory()
