@@ -1000,6 +1000,7 @@ class _InlineExecutor:
 
 
 _MAX_IO_THREADS = 6  # decode + up to 5 encodes in flight (each holds its restored image)
+_MAX_PENDING_BYTES = 1 << 30  # restored images held by the writes in flight (one is always allowed)
 
 
 def _io_pool(dev: torch.device) -> tuple[Any, int]:
@@ -1078,11 +1079,11 @@ def restore_folder(
     # and an encoder thread beside them only preempts one of them while the others wait for it
     # (4 Kodak images with unet-resnet34 in bf16, 2 cores: 5.56 s overlapped, 5.33 s in line).
     pool, max_pending = _io_pool(_model_device(model, device))
-    pending_saves: deque[tuple[Path, Path, float, Future]] = deque()
+    pending_saves: deque[tuple[Path, Path, float, int, Future]] = deque()  # (src, out, MP, bytes held, write)
 
     def finish_save() -> None:
         """Wait for the oldest write in flight and report it."""
-        path, out, mp, fut = pending_saves.popleft()
+        path, out, mp, _nbytes, fut = pending_saves.popleft()
         try:
             fut.result()
         except Exception as err:  # reported, never fatal to the batch
@@ -1094,8 +1095,11 @@ def restore_folder(
         summary.megapixels += mp
         emit(on_event, ItemDone(path=path, output=out, info={"megapixels": mp}))
 
-    def finish_saves(keep: int = 0) -> None:
-        while len(pending_saves) > keep:
+    def finish_saves(keep: int = 0, room_for: int = 0) -> None:
+        """Finish the oldest writes until at most ``keep`` are in flight and the images they hold
+        leave ``room_for`` more bytes within _MAX_PENDING_BYTES."""
+        while len(pending_saves) > keep or (
+                pending_saves and sum(e[3] for e in pending_saves) + room_for > _MAX_PENDING_BYTES):
             finish_save()
 
     def progress(done: int, name: str) -> None:
@@ -1153,12 +1157,13 @@ def restore_folder(
                 fail(idx, path, f"cannot restore: {err}")
                 continue
             del img
-            finish_saves(keep=max_pending - 1)  # earlier writes, which ran while this one was restored
+            nbytes = restored.rgb.nbytes + (0 if restored.alpha is None else restored.alpha.nbytes)
+            finish_saves(keep=max_pending - 1, room_for=nbytes)  # earlier writes, which ran while this one was restored
             out.parent.mkdir(parents=True, exist_ok=True)
             _clean_stale_parts(out.parent, out.name)
-            pending_saves.append((path, out, mp, pool.submit(images.save_image, restored, out, format=pil, quality=quality)))
+            pending_saves.append((path, out, mp, nbytes, pool.submit(images.save_image, restored, out, format=pil, quality=quality)))
             del restored
-            while pending_saves and pending_saves[0][3].done():  # report finished writes now (in line: this one)
+            while pending_saves and pending_saves[0][4].done():  # report finished writes now (in line: this one)
                 finish_save()
             progress(handled + idx + 1, path.name)
         finish_saves()

@@ -402,6 +402,35 @@ def test_overlapped_io_of_gpu_restores_reports_cancels_and_resumes(lite, tmp_pat
         assert np.array_equal(np.asarray(Image.open(dst / rel)), np.asarray(Image.open(tmp_path / "ref" / rel)))
 
 
+@pytest.mark.parametrize("cap,expect_overlap", [(1 << 30, True), (1, False)])
+def test_writes_in_flight_are_bounded_by_the_bytes_they_hold(lite, tmp_path, monkeypatch, cap, expect_overlap):
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(restore, "_io_pool", lambda _dev: (ThreadPoolExecutor(max_workers=4), 3))
+    monkeypatch.setattr(restore, "_MAX_PENDING_BYTES", cap)
+    real_save = images.save_image
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def slow_save(*a, **kw):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.1)
+        try:
+            return real_save(*a, **kw)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(images, "save_image", slow_save)
+    src = _folder(tmp_path, n=6, size=(16, 16))
+    s = restore.restore_folder(lite, src, tmp_path / "out", precision="fp32")
+    assert s.done == 6
+    assert (state["max"] > 1) == expect_overlap, state
+
+
 def test_stale_part_of_a_dead_process_is_removed(lite, tmp_path):
     src = _folder(tmp_path, n=1)
     dst = tmp_path / "out"
