@@ -5,19 +5,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from lesson7_studio.cli import train_cmd
 from lesson7_studio.core.datasets import build_pairs
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only wait
 
 
 def cli(*argv):

@@ -13,13 +13,7 @@ from lesson7_studio import __version__
 from lesson7_studio.core import checkpoint, models
 from lesson7_studio.core.errors import CheckpointError, ModelError, UnsafeFileError
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors gain nothing from threads, and on a busy machine OpenMP threads mostly wait.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only wait
 
 
 

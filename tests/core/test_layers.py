@@ -19,13 +19,7 @@ from lesson7_studio.core.models.layers import (
     self_attention_reference,
 )
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors gain nothing from threads, and on a busy machine OpenMP threads mostly wait.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only wait
 
 
 

@@ -12,12 +12,7 @@ from lesson7_studio.core.train.gan import (
 from lesson7_studio.core.train.learner import Callback
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only wait
 
 
 class FakeLearn:

@@ -13,12 +13,7 @@ from lesson7_studio.core.train.recipes import apply_overrides, get_recipe
 from lesson7_studio.core.train.run import train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only wait
 
 
 def _dataset(root, n=4, size=32, scale=2):

@@ -10,12 +10,7 @@ from lesson7_studio.core.train.learner import Learner
 from lesson7_studio.core.train.lr_find import LRFindResult, find_lr, plot_curve, steep, valley
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only wait
 
 
 def test_sweep_suggests_a_rate_restores_the_model_and_plots(tmp_path):

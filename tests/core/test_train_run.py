@@ -12,17 +12,12 @@ from safetensors.torch import load_file
 from lesson7_studio.core import checkpoint
 from lesson7_studio.core.datasets import build_pairs
 from lesson7_studio.core.errors import Cancelled, TrainingError, WeightsError
-from lesson7_studio.core.events import BatchEnd, CancelToken, CheckpointSaved, EpochEnd, Finished, SampleImages
+from lesson7_studio.core.events import BatchEnd, CancelToken, CheckpointSaved, EpochEnd, SampleImages
 from lesson7_studio.core.train import apply_overrides, get_recipe, recipe_names, resume_config, train
 from lesson7_studio.core.train.recipes import TrainConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only wait
 
 
 def _sources(folder, n=8, size=48, seed=0):
