@@ -1,17 +1,26 @@
 """Crappify throughput and preview latency.
 
 Builder throughput (images/s) on ../shared/data/train (relative to the repository root) with
-1 and 2 worker processes, against plain single-process Pillow loops doing the same work in the
-same run:
+1, 2 and 3 worker processes (this process included) and the automatic choice, against plain
+single-process Pillow loops doing the same work in the same run:
+
+Every configuration runs ``--repeat`` times, interleaved (round-robin, so a change of machine load
+hits all of them alike); the median is the figure, min and max ride along, and the load average
+is recorded before and after. A figure taken with a load average above the CPU count is marked
+``"loaded": true``: it says how the builder shares a busy machine, not how fast it is.
 
 * ``course_loop``: the lesson's loop, LR only (open, resize, draw the number, save JPEG);
 * ``same_outputs_loop``: the same plus the HR PNG the builder writes (copied when the source
   is a PNG), i.e. the builder's outputs without its bookkeeping.
 
 Also the latency of :func:`lesson7_studio.core.crappify.preview` on a 512 px image for each
-preset. Writes benchmarks/results/crappify.json. Usage::
+preset. Writes benchmarks/results/crappify.json (crappify_under_load.json when loaded). Usage::
 
-    python benchmarks/bench_crappify.py --limit 100
+    python benchmarks/bench_crappify.py --limit 300
+
+The builder's helper processes join only when at least 2 s of single-process work is left
+(``crappify.MIN_PARALLEL_WORK_S``), so fewer than ~120 small photos measure the one-process path
+whatever ``--workers`` says.
 """
 
 from __future__ import annotations
@@ -69,22 +78,33 @@ def cpu_seconds() -> float:
         return time.process_time()
 
 
-def best_of(n: int, fn) -> tuple[float, float]:
-    """Best wall time of n runs, with that run's CPU seconds (less sensitive to a busy machine)."""
-    runs = []
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and its finished children) of one call."""
+    c = cpu_seconds()
+    wall = fn()
+    return wall, cpu_seconds() - c
+
+
+def interleaved(n: int, fns: dict) -> dict[str, list[tuple[float, float]]]:
+    """Each of ``fns`` run ``n`` times, round-robin: {name: [(wall, cpu), ...]}."""
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in fns}
     for _ in range(n):
-        c = cpu_seconds()
-        wall = fn()
-        runs.append((wall, cpu_seconds() - c))
-    return min(runs)
+        for k, fn in fns.items():
+            runs[k].append(timed(fn))
+    return runs
+
+
+def load_avg() -> list[float] | None:
+    return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder of training images")
-    ap.add_argument("--limit", type=int, default=100, help="number of images (evenly spaced, sorted)")
+    ap.add_argument("--limit", type=int, default=300, help="number of images (evenly spaced, sorted)")
     ap.add_argument("--recipe", default="lesson7")
-    ap.add_argument("--repeat", type=int, default=2, help="runs per configuration; the best is kept")
+    ap.add_argument("--repeat", type=int, default=5, help="runs per configuration; the median is reported")
+    ap.add_argument("--workers", default="1,2,3", help="worker counts to measure (comma-separated)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
 
@@ -116,7 +136,7 @@ def main() -> int:
             "pillow": Image.__version__,
             "libjpeg_turbo": features.version("jpg"),
             "numpy": np.__version__,
-            "load_avg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "load_avg_at_start": load_avg(),
         },
         "app_version": __version__,
         "data": str(args.data),
@@ -148,21 +168,30 @@ def main() -> int:
             assert s.built == len(files) and not s.failed, s.failed
             return time.perf_counter() - t
 
-        timings = {
-            "course_loop": best_of(args.repeat, lambda: run_loop(False)),
-            "same_outputs_loop": best_of(args.repeat, lambda: run_loop(True)),
-            "builder_workers_1": best_of(args.repeat, lambda: run_builder(1)),
-            "builder_workers_2": best_of(args.repeat, lambda: run_builder(2)),
-        }
-        result["throughput"] = {
-            k: {"seconds": round(wall, 3), "images_per_s": round(len(files) / wall, 1), "cpu_seconds": round(cpu, 3)}
-            for k, (wall, cpu) in timings.items()
-        }
-        base = timings["same_outputs_loop"][0]
+        counts = [int(w) for w in args.workers.split(",") if w.strip()]
+        fns = {"course_loop": lambda: run_loop(False), "same_outputs_loop": lambda: run_loop(True)}
+        for w in counts:
+            fns[f"builder_workers_{w}"] = lambda w=w: run_builder(w)
+        fns["builder_workers_auto"] = lambda: run_builder(0)
+        runs = interleaved(args.repeat, fns)
+        result["throughput"] = {}
+        for k, rs in runs.items():
+            walls = [w for w, _ in rs]
+            med = statistics.median(walls)
+            result["throughput"][k] = {
+                "seconds_median": round(med, 3), "seconds_min": round(min(walls), 3),
+                "seconds_max": round(max(walls), 3), "images_per_s": round(len(files) / med, 1),
+                "cpu_seconds_median": round(statistics.median(c for _, c in rs), 3),
+            }
+        base = result["throughput"]["same_outputs_loop"]["seconds_median"]
         result["builder_speed_vs_same_outputs_loop"] = {
-            "workers_1": round(base / timings["builder_workers_1"][0], 2),
-            "workers_2": round(base / timings["builder_workers_2"][0], 2),
+            k.removeprefix("builder_"): round(base / v["seconds_median"], 2)
+            for k, v in result["throughput"].items() if k.startswith("builder_")
         }
+        result["machine"]["load_avg_after_throughput"] = load_avg()
+        worst = max(v[0] for v in (result["machine"]["load_avg_at_start"] or [0.0],
+                                   result["machine"]["load_avg_after_throughput"] or [0.0]))
+        result["loaded"] = bool(worst > (os.cpu_count() or 1))
 
         # preview latency on a 512 px image (longest side), each preset
         first = Image.open(files[0]).convert("RGB")
@@ -193,6 +222,8 @@ def main() -> int:
         result["preview_ms"] = lat
         result["preview_under_50ms"] = all(v["median_ms"] < 50 for k, v in lat.items() if k in PRESETS)
 
+    if result.get("loaded") and args.out == DEFAULT_OUT:  # never overwrite quiet figures with loaded ones
+        args.out = DEFAULT_OUT.with_name("crappify_under_load.json")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

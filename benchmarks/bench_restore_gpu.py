@@ -229,7 +229,7 @@ def main() -> int:
             row["ours_seconds"] = round(time.perf_counter() - t, 3)
             row["ours_peak_gpu_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 2)
             t = time.perf_counter()
-            out2 = restore.restore_array(model, lr, device=dev)  # warm
+            restore.restore_array(model, lr, device=dev)  # warm
             torch.cuda.synchronize()
             row["ours_seconds_warm"] = round(time.perf_counter() - t, 3)
             torch.cuda.empty_cache()

@@ -3,6 +3,10 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("LESSON7_OFFLINE", "1")  # tests never download weights
+if "LESSON7_CACHE_DIR" not in os.environ:  # precision verdicts: never the user's cache folder
+    import tempfile
+
+    os.environ["LESSON7_CACHE_DIR"] = tempfile.mkdtemp(prefix="lesson7-test-cache-")
 
 import pytest
 

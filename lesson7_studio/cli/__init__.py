@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "models_cmd",  # models
     "crappify_cmd",  # crappify
     "train_cmd",  # train, lr-find
+    "lessons_cmd",  # lesson (resnet-mnist classifiers, human-numbers RNNs)
     "restore_cmd",  # restore, eval, export
     "app_cmd",  # app (also what no arguments runs)
     "desktop_cmd",  # install-desktop
@@ -38,8 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _printable_streams() -> None:
+    """File names that are not UTF-8 (or not in the terminal's encoding) print as escapes
+    instead of stopping the command with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured: leave it
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
     from lesson7_studio.core.errors import Cancelled, Lesson7Error
+
+    _printable_streams()
 
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()

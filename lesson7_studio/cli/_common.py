@@ -9,6 +9,8 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from lesson7_studio.core.units import format_rate
+
 
 def positive_int(text: str) -> int:
     v = int(text)
@@ -22,6 +24,22 @@ def non_negative_int(text: str) -> int:
     if v < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return v
+
+
+def int_range(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``lo`` to ``hi``."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {lo} to {hi}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo} to {hi}")
+        return v
+
+    parse.__name__ = f"int from {lo} to {hi}"
+    return parse
 
 
 def positive_float(text: str) -> float:
@@ -57,13 +75,70 @@ def cancel_on_sigint(cancel: Any, say: Callable[[str], None], doing: str) -> Ite
 LOG_INTERVAL_S = 15.0
 
 
+class LogProgress:
+    """The part of tqdm's interface the CLI uses, for a log (stderr is a file or a pipe): plain
+    lines ending in a newline, no carriage returns and no redraws. A line is written when
+    ``mininterval`` seconds have passed since the last one, and at :meth:`close` unless the last
+    line already said the final state, so no state is written twice; :meth:`write` prints a
+    message alone (tqdm redraws its bar around each message, and closing repeats its last line:
+    in a file every progress line appeared twice)."""
+
+    def __init__(self, total: int | None = None, *, desc: str = "", unit: str = "it", initial: int = 0,
+                 mininterval: float = LOG_INTERVAL_S, **_ignored: Any) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.total, self.desc, self.unit, self.mininterval = total, desc, unit, mininterval
+        self.n = int(initial)
+        self.postfix = ""
+        self._t0 = self._last = self._clock()
+        self._printed: tuple[int, str] | None = None
+        self.closed = False
+
+    def _line(self) -> str:
+        elapsed = self._clock() - self._t0
+        count = f"{self.n}/{self.total}" if self.total else f"{self.n}"
+        pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
+        mins, secs = divmod(int(elapsed), 60)
+        tail = f", {self.postfix}" if self.postfix else ""
+        return f"{self.desc + ': ' if self.desc else ''}{count} {self.unit}{pct} in {mins}:{secs:02d}{tail}"
+
+    def _emit(self) -> None:
+        print(self._line(), file=sys.stderr, flush=True)
+        self._printed = (self.n, self.postfix)
+        self._last = self._clock()
+
+    def update(self, k: int = 1) -> None:
+        self.n += int(k)
+        if self._clock() - self._last >= self.mininterval:
+            self._emit()
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.postfix = str(s)
+
+    def write(self, message: str, file: Any = None) -> None:
+        print(message, file=file or sys.stderr, flush=True)
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self.closed and self._printed != (self.n, self.postfix):
+            self._emit()
+        self.closed = True
+
+
 def progress_bar(**kwargs: Any) -> Any:
-    """A tqdm bar on stderr: redrawn as often as tqdm likes on a terminal, every
-    ``LOG_INTERVAL_S`` seconds (and at the end) in a log. Move it with :func:`advance`."""
+    """A progress display on stderr: a tqdm bar redrawn as often as tqdm likes on a terminal; in
+    a log, a :class:`LogProgress` line every ``LOG_INTERVAL_S`` seconds and one at the end. Move
+    it with :func:`advance`."""
+    tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    if not tty:
+        kwargs.setdefault("mininterval", LOG_INTERVAL_S)
+        return LogProgress(**kwargs)
     from tqdm import tqdm
 
-    tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
-    kwargs.setdefault("mininterval", 0.1 if tty else LOG_INTERVAL_S)
+    kwargs.setdefault("mininterval", 0.1)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(file=sys.stderr, **kwargs)
 
@@ -91,11 +166,16 @@ class ProgressBars:
             print(message, file=sys.stderr)
 
     def progress(self, ev: Any) -> None:
+        if ev.stage == "tiles" and self.bar is not None:  # inside one big image: tiles done
+            if ev.total > 1:
+                self.bar.set_postfix_str(f"{ev.message}: tile {ev.done}/{ev.total}".lstrip(": "), refresh=False)
+                self.bar.update(0)  # redrawn (or logged) at the bar's own pace
+            return
         if ev.stage != self.stage:
             return
         if self.bar is None:
             self.bar = progress_bar(total=ev.total, unit=self.unit, desc=self.desc)
-        advance(self.bar, ev.done, f"{ev.rate:.2f} {ev.rate_unit}" if self.rate and ev.rate else None)
+        advance(self.bar, ev.done, format_rate(ev.rate, ev.rate_unit) if self.rate and ev.rate else None)
 
     def close(self) -> None:
         if self.bar is not None:

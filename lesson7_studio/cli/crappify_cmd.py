@@ -39,6 +39,14 @@ def _list_presets() -> int:
     return 0
 
 
+def _split_share(train: int, valid: int, valid_pct: float) -> str:
+    """The share the validation count is of the pairs, e.g. " (12 % of 16 pairs; --valid-pct 0.1)"."""
+    n = train + valid
+    if not n:
+        return ""
+    return f" ({100 * valid / n:.0f} % of {n} pairs; --valid-pct {valid_pct:g})"
+
+
 def run_crappify(args: argparse.Namespace) -> int:
     if args.list:
         return _list_presets()
@@ -82,7 +90,8 @@ def run_crappify(args: argparse.Namespace) -> int:
 
     print(
         f"{summary.built} pairs built, {summary.skipped_existing} already there, "
-        f"{len(summary.failed)} skipped; train {summary.train}, valid {summary.valid} "
+        f"{len(summary.failed)} skipped; train {summary.train}, valid {summary.valid}"
+        f"{_split_share(summary.train, summary.valid, args.valid_pct)} "
         f"-> {summary.dst} ({summary.seconds:.1f} s)"
     )
     if summary.failed:

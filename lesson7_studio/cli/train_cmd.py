@@ -26,8 +26,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pretrained", action="store_true",
                    help="do not use ImageNet weights (encoder and feature loss start random)")
     p.add_argument("--init", metavar="MODEL",
-                   help="fine-tune: start from this checkpoint (.safetensors, or 'starter' for the bundled "
-                   "model); its architecture replaces the recipe's")
+                   help="where the weights start: 'starter' (the bundled model), a checkpoint (.safetensors), "
+                   "'imagenet' (encoder weights, U-Nets over a ResNet) or 'scratch'; a checkpoint's or the starter's "
+                   "architecture replaces the recipe's")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     p.add_argument("--max-minutes", type=positive_float, metavar="M", help="stop (resumably) after M minutes")
     p.add_argument("--max-steps", type=positive_int, metavar="N", help="stop (resumably) after N optimizer steps")
-    p.add_argument("--steps-per-epoch", type=positive_int, metavar="N", help="at most N training batches per epoch")
+    p.add_argument("--steps-per-epoch", type=positive_int, metavar="N", help="N training batches per epoch: a larger dataset is cut, a smaller one repeats "
+                   "with new random crops (default: the recipe's, or one pass over the data)")
+    p.add_argument("--snapshots", type=non_negative_int, metavar="N",
+                   help="keep the newest N weights-only (half-precision) generator snapshots besides the one "
+                   "full resumable state (default: the recipe's; 3 for the GAN recipes)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--list", action="store_true", help="list the recipes and exit")
     p.set_defaults(func=run_train)
@@ -68,6 +73,7 @@ def _overrides(args: argparse.Namespace) -> dict:
         "workers": args.workers, "seed": args.seed,
         "max_minutes": getattr(args, "max_minutes", None), "max_steps": getattr(args, "max_steps", None),
         "steps_per_epoch": getattr(args, "steps_per_epoch", None), "init": args.init,
+        "snapshots": getattr(args, "snapshots", None),
     }
     if args.no_pretrained:
         ov["pretrained"] = False
@@ -106,8 +112,12 @@ def _list_recipes() -> int:
     return 0
 
 
+RUN_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]"
+
+
 class _Bars:
-    """One tqdm bar per epoch with the live metrics; other events as lines above it."""
+    """One tqdm bar for the whole run (every stage and epoch: steps done of the total, the ETA,
+    the live loss and learning rate); other events as lines above it."""
 
     def __init__(self) -> None:
         self.bar = None
@@ -129,24 +139,16 @@ class _Bars:
                                                 StageStart)
 
         if isinstance(ev, BatchEnd):
-            key = (ev.stage, ev.epoch)
-            if key != self.key:
-                self.close()
-                self.key = key
-                self.bar = progress_bar(total=ev.n_iter, initial=ev.iteration, desc=f"{ev.stage} epoch {ev.epoch + 1}",
-                                        unit="batch", leave=True)
-            advance(self.bar, ev.iteration + 1, f"loss {ev.smooth_loss:.4f} lr {ev.lr:.2e}")
+            self._batch(ev)
         elif isinstance(ev, EpochEnd):
             parts = [f"{k} {v:.4g}" for k, v in ev.metrics.items() if isinstance(v, float)]
-            msg = f"{ev.stage} epoch {ev.epoch + 1}/{ev.n_epochs}: " + ", ".join(parts) + f" ({ev.seconds:.1f} s)"
-            if self.bar is not None:
-                self.bar.set_postfix_str(", ".join(parts[:4]))
-            self.close()
-            self.key = None
-            self.say(msg)
+            self.say(f"{ev.stage} epoch {ev.epoch + 1}/{ev.n_epochs}: " + ", ".join(parts) + f" ({ev.seconds:.1f} s)")
         elif isinstance(ev, StageStart):
-            self.close()
-            self.say(f"== stage {ev.index + 1}/{ev.total}: {ev.name}" + (f" ({ev.epochs} epochs)" if ev.epochs else ""))
+            if self.key != "run":
+                self.close()
+            self.say(f"== stage {ev.index + 1}/{ev.total}: {ev.name}" + (f" ({ev.epochs} epochs)" if ev.epochs else "")
+                     + (f", steps {ev.steps_done + 1}-{ev.steps_done + ev.stage_steps} of {ev.total_steps}"
+                        if ev.stage_steps else ""))
         elif isinstance(ev, Progress):
             key = ("progress", ev.stage)
             if key != self.key:
@@ -164,6 +166,21 @@ class _Bars:
             self.say(ev.message)
 
 
+    def _batch(self, ev) -> None:
+        from lesson7_studio.core.events import format_duration, format_lr
+
+        total = ev.total_steps or None
+        if self.key != "run" or self.bar is None or (total and self.bar.total != total):
+            self.close()
+            self.key = "run"
+            self.bar = progress_bar(total=total, initial=max(0, ev.step - 1), desc="training", unit="step",
+                                    leave=True, bar_format=RUN_BAR_FORMAT if total else None)
+        stage = f"stage {ev.stage_index + 1}/{ev.n_stages} " if ev.n_stages > 1 else ""
+        eta = f", ETA {format_duration(ev.eta_s)}" if ev.eta_s is not None else ""
+        self.bar.desc = f"{stage}{ev.stage} epoch {ev.epoch + 1}"  # shown at the next redraw
+        advance(self.bar, ev.step, f"loss {ev.smooth_loss:.4f}, lr {format_lr(ev.lr)}{eta}")
+
+
 STOPPING = "stopping after this batch and writing a checkpoint (Ctrl-C again to abort) ..."
 
 
@@ -175,14 +192,18 @@ def run_train(args: argparse.Namespace) -> int:
     from lesson7_studio.core.train import resume_config, train
 
     if args.resume:
-        if args.recipe or args.config:
+        if args.config:
             raise TrainingError("--resume continues the run in --out with its saved config; "
-                                "do not pass --recipe or CONFIG.json.")
+                                "do not pass CONFIG.json.")
         if not args.out:
             raise TrainingError("--resume needs --out RUN (the run folder to continue).")
         ov = _overrides(args)
         ov.pop("out", None)
         cfg = resume_config(args.out, **ov)
+        if args.recipe and args.recipe != cfg.recipe:
+            raise TrainingError(f"--recipe {args.recipe} does not match the run in {args.out}, which was "
+                                f"started with recipe '{cfg.recipe}'; a resumed run keeps its recipe.",
+                                hint=f"Pass --recipe {cfg.recipe}, or leave --recipe out.")
     else:
         cfg = _config(args)
     cancel = CancelToken()
@@ -218,6 +239,6 @@ def run_lr_find(args: argparse.Namespace) -> int:
                           on_event=bars, cancel=cancel)
     finally:
         bars.close()
-    print(f"suggested lr: {res.suggestion:.2e} (valley); steepest slope at {res.steep:.2e}")
+    print(f"suggested lr: {res.suggestion:.2e} ({res.rule}); steepest slope at {res.steep:.2e}")
     print(f"plot: {res.plot}")
     return 0

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .errors import CheckpointError, DeviceError, Lesson7Error, ModelError, UnsafeFileError
+from .errors import CheckpointError, DeviceError, ModelError, UnsafeFileError
 from .images import atomic_write
 from .models import registry
 
@@ -86,38 +86,51 @@ _SHAPES_CACHE: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
 
 
 def _expected_shapes(name: str, opts: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes of ``name`` built with ``opts`` (built on the meta device, cached)."""
+    """Tensor names and shapes of ``name`` built with ``opts`` (on the meta device: nothing is
+    allocated; the options are bounded and the parameter count capped first; cached)."""
     key = (name, repr(sorted(opts.items())))
     if key not in _SHAPES_CACHE:
-        build = {**opts, "pretrained": False} if "pretrained" in opts else opts
-        e = registry.entry(name)
-        try:
-            with torch.device("meta"):
-                ref = e.factory(**build).state_dict()
-        except ModelError:
-            raise
-        except Exception:
-            ref = e.factory(**build).state_dict()
+        registry.describe(name, **opts)  # ModelError past MAX_PARAMS, from a meta build too
+        ref = registry.build_on_meta(name, opts).state_dict()
         _SHAPES_CACHE[key] = {k: tuple(v.shape) for k, v in ref.items()}
     return _SHAPES_CACHE[key]
 
 
+def _names(keys: list[str], n: int = 3) -> str:
+    shown = [k if len(k) <= 60 else k[:57] + "..." for k in keys[:n]]
+    return ", ".join(shown) + (", ..." if len(keys) > n else "")
+
+
+def mismatch_summary(ref: Mapping[str, tuple[int, ...]], got: Mapping[str, tuple[int, ...]]) -> str | None:
+    """One line saying how the tensor names and shapes ``got`` differ from the expected ``ref``
+    (counts and at most three names of each kind), or None when they match."""
+    missing = sorted(set(ref) - set(got))
+    unexpected = sorted(set(got) - set(ref))
+    bad_shape = sorted(k for k in set(ref) & set(got) if tuple(ref[k]) != tuple(got[k]))
+    if not (missing or unexpected or bad_shape):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of its {len(ref)} tensors missing ({_names(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({_names(unexpected)})")
+    if bad_shape:
+        k = bad_shape[0]
+        more = f" and {len(bad_shape) - 1} more" if len(bad_shape) > 1 else ""
+        parts.append(f"{len(bad_shape)} of another shape ({k[:60]} is {tuple(got[k])}, expected "
+                     f"{tuple(ref[k])}{more})")
+    return "; ".join(parts)
+
+
+def _shapes(sd: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in sd.items()}
+
+
 def _check_matches(name: str, opts: dict[str, Any], sd: Mapping[str, torch.Tensor]) -> None:
     """The options must rebuild a network with exactly these tensor names and shapes."""
-    ref = _expected_shapes(name, opts)
-    missing = sorted(set(ref) - set(sd))
-    unexpected = sorted(set(sd) - set(ref))
-    bad_shape = sorted(k for k in set(ref) & set(sd) if ref[k] != tuple(sd[k].shape))
-    if missing or unexpected or bad_shape:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
-        if bad_shape:
-            k = bad_shape[0]
-            parts.append(f"shape of {k} is {tuple(sd[k].shape)}, expected {ref[k]}")
-        raise ModelError(f"The weights are not those of '{name}' with options {opts}: {'; '.join(parts)}.")
+    diff = mismatch_summary(_expected_shapes(name, opts), _shapes(sd))
+    if diff:
+        raise ModelError(f"The weights are not those of '{name}' with options {registry.short_options(opts)}: {diff}.")
 
 
 def save_model(path: str | os.PathLike, model: nn.Module, name: str, options: Mapping[str, Any] | None = None,
@@ -187,6 +200,17 @@ def _read_header(path: Path) -> dict[str, str]:
         raise CheckpointError(f"{path} is not a readable .safetensors checkpoint: {err}") from None
 
 
+def _file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors in a .safetensors file, from its header alone."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as err:
+        raise CheckpointError(f"{path}: cannot read the tensors: {err}") from None
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint's ``lesson7`` metadata (no tensors are loaded).
 
@@ -204,10 +228,27 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path} has damaged metadata: {err}") from None
     if not isinstance(meta, dict) or "name" not in meta or "format_version" not in meta:
         raise CheckpointError(f"{path} has metadata of an unknown format.")
-    if not isinstance(meta["format_version"], int) or meta["format_version"] > FORMAT_VERSION:
-        raise CheckpointError(f"{path} uses checkpoint format {meta['format_version']!r}; this version of "
-                              f"Lesson7 Studio reads format {FORMAT_VERSION}.", hint="Update Lesson7 Studio.")
+    version = meta["format_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path} has metadata of an unknown format (format_version {version!r}).")
+    if version > FORMAT_VERSION:
+        made_by = meta.get("app_version")
+        raise CheckpointError(
+            f"{path} was made by a newer Lesson7 Studio"
+            + (f" ({made_by})" if isinstance(made_by, str) and len(made_by) < 40 else "")
+            + f": checkpoint format {version}, and this version ({_app_version()}) reads format {FORMAT_VERSION}.",
+            hint="Update Lesson7 Studio to load it.")
     return meta
+
+
+def has_lesson7_metadata(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a .safetensors file that claims to be ours (its header has the
+    metadata key), whether or not this version can read it: such a file is never handed to a
+    foreign-weights loader, so its own error (e.g. "made by a newer Lesson7 Studio") is shown."""
+    try:
+        return META_KEY in _read_header(Path(path))
+    except CheckpointError:
+        return False
 
 
 def is_lesson7_checkpoint(path: str | os.PathLike) -> bool:
@@ -241,30 +282,36 @@ class LoadedModel:
         return r
 
 
+def _check_fits(path: Path, name: str, opts: dict[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """CheckpointError (one line) unless the tensors' names and ``shapes`` are exactly those of
+    ``name`` with ``opts``, as a build on the meta device shows: nothing real is allocated."""
+    try:
+        diff = mismatch_summary(_expected_shapes(name, opts), shapes)
+    except ModelError as err:
+        raise CheckpointError(f"{path}: stored options do not fit '{name}': {err.message}") from None
+    if diff:
+        raise CheckpointError(f"{path}: the weights do not fit '{name}' with its stored options: {diff}.")
+
+
 def _build_and_load(name: str, opts: dict[str, Any], sd: dict[str, torch.Tensor], path: Path) -> nn.Module:
+    """The net ``name`` with the tensors ``sd``, whose names and shapes are checked first
+    (:func:`_check_fits`), so the only real memory is that of the tensors themselves."""
+    _check_fits(path, name, opts, _shapes(sd))
     build = {**opts, "pretrained": False} if "pretrained" in opts else opts
     e = registry.entry(name)
-    net = None
-    try:  # meta build + assign: no init cost for big nets
-        with torch.device("meta"):
-            net = e.factory(**build)
+    net: nn.Module | None = registry.build_on_meta(name, opts)  # meta build + assign: no init cost
+    try:
         net.load_state_dict(sd, strict=True, assign=True)
-        if any(t.is_meta for t in list(net.parameters()) + list(net.buffers())):
-            net = None
-    except RuntimeError:
+    except RuntimeError:  # e.g. a dtype the parameter cannot take by assignment
         net = None
-    except Lesson7Error:
-        raise
-    except Exception:
-        net = None
-    if net is None:
+    if net is None or any(t.is_meta for t in list(net.parameters()) + list(net.buffers())):
+        # non-persistent buffers stay on meta: a real build, of the size the file's tensors showed
         net = e.factory(**build)
         try:
             net.load_state_dict(sd, strict=True)
         except RuntimeError as err:
-            first = str(err).strip().splitlines()
-            raise CheckpointError(f"{path}: the weights do not fit '{name}' with its stored options "
-                                  f"({first[1].strip() if len(first) > 1 else first[0]}).") from None
+            first = str(err).strip().splitlines()[-1].strip()
+            raise CheckpointError(f"{path}: the weights do not fit '{name}': {first[:200]}") from None
     return net
 
 
@@ -278,10 +325,14 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     if name not in registry.names():
         raise CheckpointError(f"{path} holds an unknown architecture '{name}'. "
                               f"Known: {', '.join(registry.names())}.", hint="It may need a newer Lesson7 Studio.")
+    stored = meta.get("options") or {}
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path} has damaged metadata: 'options' is not a JSON object.")
     try:
-        opts = registry.resolve_options(name, **dict(meta.get("options") or {}))
+        opts = registry.resolve_stored_options(name, stored)
     except ModelError as err:
         raise CheckpointError(f"{path}: stored options do not fit '{name}': {err.message}") from None
+    _check_fits(path, name, opts, _file_shapes(path))  # before reading any tensor
     try:
         sd = load_file(str(path), device="cpu")
     except Exception as err:
@@ -300,6 +351,35 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     net.eval()
     info = registry.describe(name, model=net, **opts)
     return LoadedModel(net=net, name=name, options=opts, info=info, meta=meta, path=path)
+
+
+def _first_line(err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+    text = lines[0] if lines else type(err).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def safe_torch_load(path: str | os.PathLike, what: str = "PyTorch weights file",
+                    hint: str = "Re-save it as a plain state dict (or .safetensors) in a trusted environment.") -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU with one-line errors: UnsafeFileError
+    when the file holds pickled objects besides tensors (nothing is executed), CheckpointError
+    when it cannot be read. ``what`` names the file in the messages."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err).lower()
+        if "weights only" in text or "unsupported global" in text or "weights_only" in text:
+            raise UnsafeFileError(
+                f"Refused {path}: it contains pickled Python objects besides tensors, and loading them "
+                f"could run code. Nothing was executed. {hint}".strip()) from None  # one line
+        raise CheckpointError(f"{path} is not a readable {what}: {_first_line(err)}") from None
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} ({what}) does not exist.") from None
+    except Exception as err:
+        raise CheckpointError(f"{path} is not a readable {what}: {type(err).__name__}: {_first_line(err)}") from None
 
 
 _CONTAINER_KEYS = ("state_dict", "model", "params_ema", "params", "net", "model_state_dict", "generator", "g")
@@ -338,21 +418,7 @@ def load_foreign_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         except Exception as err:
             raise CheckpointError(f"{path} is not a readable .safetensors file: {err}") from None
     else:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as err:
-            if "weights only" in str(err).lower() or "unsupported global" in str(err).lower():
-                raise UnsafeFileError(
-                    f"Refused {path}: it contains pickled Python objects besides tensors, and loading them "
-                    "could run code. Nothing was executed.",
-                    hint="Re-save it as a plain state dict (or .safetensors) in a trusted environment.",
-                ) from None
-            raise CheckpointError(f"{path} is not a readable PyTorch weights file: {err}") from None
-        except Exception as err:
-            raise CheckpointError(f"{path} is not a readable PyTorch weights file: {type(err).__name__}: {err}") from None
-        sd = _flatten_state_dict(obj)
+        sd = _flatten_state_dict(safe_torch_load(path))
     if not sd:
         raise CheckpointError(f"{path} holds no tensors.")
     if all(k.startswith("module.") for k in sd):

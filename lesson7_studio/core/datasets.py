@@ -13,7 +13,8 @@ grey PNG source is copied byte for byte.
 
 Each image's crappify seed and its train/valid side come from sha256 of (seed, relative
 path), so results depend neither on the worker count nor on the order. With ``workers > 1``
-a spawn-context process pool does the work (safe next to GUI threads, same on every OS).
+this process and ``workers - 1`` spawn-context helper processes share the work
+(:func:`~.crappify.run_pair_jobs`; safe next to GUI threads, same on every OS).
 
 ``dst/dataset.json`` records the recipe and its hash, the seed, ``max_size``, the scale, the
 train/valid lists, every skipped file with its reason, counts, and each built pair. A rerun
@@ -36,12 +37,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
+import math
 import os
 import time
-from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -52,9 +50,10 @@ from PIL import Image, ImageOps, features
 from torch.utils.data import DataLoader, Dataset
 
 from .. import __version__
-from .crappify import FONT_BACKEND, PairJob, Recipe, get_recipe, init_worker, make_pair
+from .crappify import FONT_BACKEND, PairJob, Recipe, get_recipe, run_pair_jobs
 from .errors import Cancelled, DatasetError, ImageReadError
 from .events import CancelToken, Event, ItemDone, ItemFailed, Log, Progress, RateMeter, emit
+from .files import check_output_folder
 from .images import IMAGE_EXTENSIONS, atomic_write, iter_images
 
 DATASET_FILE = "dataset.json"
@@ -86,20 +85,35 @@ class BuildSummary:
 # ----------------------------------------------------------------------------- keys and names
 
 
+def _name_bytes(text: str) -> bytes:
+    """UTF-8 bytes of ``text``; a file name that is not UTF-8 (decoded by Python with lone
+    surrogates, PEP 383) gives back its raw bytes, so every name has one stable seed."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _unit_hash(*parts: Any) -> float:
     """Uniform float in [0, 1) from sha256 of the parts."""
-    h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode("utf-8")).digest()
+    h = hashlib.sha256(_name_bytes("\x1f".join(str(p) for p in parts))).digest()
     return int.from_bytes(h[:8], "big") / 2.0**64
 
 
 def item_seed(seed: int, rel: str) -> int:
     """The crappify seed of the image at relative path ``rel``."""
-    h = hashlib.sha256(f"crappify\x1f{seed}\x1f{rel}".encode("utf-8")).digest()
+    h = hashlib.sha256(_name_bytes(f"crappify\x1f{seed}\x1f{rel}")).digest()
     return int.from_bytes(h[:8], "big")
 
 
 def _split_u(seed: int, rel: str) -> float:
     return _unit_hash("split", seed, rel)
+
+
+def valid_count(n: int, valid_pct: float) -> int:
+    """How many of ``n`` pairs validate: ``valid_pct * n`` rounded half up, at least one when
+    ``valid_pct > 0`` and there are two pairs or more, and always leaving one to train on
+    (16 photos at 0.1 -> 2; 5 at 0.1 -> 1; 1 photo -> 0)."""
+    if valid_pct <= 0 or n < 2:
+        return 0
+    return min(n - 1, max(1, math.floor(n * valid_pct + 0.5)))
 
 
 def _output_stems(rels: Sequence[str]) -> dict[str, str]:
@@ -169,13 +183,12 @@ class _State:
         self.skipped = {s["path"]: s["reason"] for s in meta.get("skipped", []) if isinstance(s, dict)}
 
     def split(self) -> tuple[list[str], list[str]]:
+        """(train, valid): ``valid_count`` pairs validate, those with the smallest seeded hash."""
         keys = sorted(self.items)
         u = {k: _split_u(self.seed, k) for k in keys}
-        valid = [k for k in keys if u[k] < self.valid_pct]
-        if self.valid_pct > 0 and not valid and len(keys) >= 2:
-            valid = [min(keys, key=lambda k: u[k])]  # at least one validation image
-        vs = set(valid)
-        return [k for k in keys if k not in vs], valid
+        n_valid = valid_count(len(keys), self.valid_pct)
+        vs = set(sorted(keys, key=lambda k: (u[k], k))[:n_valid])
+        return [k for k in keys if k not in vs], [k for k in keys if k in vs]
 
     def to_dict(self) -> dict[str, Any]:
         train, valid = self.split()
@@ -254,8 +267,8 @@ def build_pairs(
 ) -> BuildSummary:
     """Build ``dst/hr``, ``dst/lr`` and ``dst/dataset.json`` from the images under ``src``.
 
-    ``workers`` > 1 uses that many processes; None or 0 picks one per CPU (at most 8) for
-    16 images or more. Emits Progress, ItemDone and ItemFailed; bad images are skipped and
+    ``workers`` > 1 uses that many processes in all (this one included); None or 0 picks one
+    per CPU (at most 8) for 16 images or more. Emits Progress, ItemDone and ItemFailed; bad images are skipped and
     listed. See the module docstring for naming, resuming and cancelling.
     """
     t0 = time.perf_counter()
@@ -303,7 +316,7 @@ def build_pairs(
             f"{dst} has hr/ or lr/ folders but no {DATASET_FILE}: it was not made by this builder.",
             hint="Choose a new, empty output folder.",
         )
-    dst.mkdir(parents=True, exist_ok=True)
+    check_output_folder(dst, what="dataset folder")  # OutputFolderError before any work
     _remove_temp_files(dst)
 
     # what is already there
@@ -404,36 +417,7 @@ def build_pairs(
         return cancelled
 
     try:
-        if n_workers == 1:
-            for rel, path, job in jobs:
-                if should_stop():
-                    break
-                handle(rel, path, job, make_pair(job))
-        else:
-            queue = deque(jobs)
-            inflight: dict[Future, tuple[str, Path, PairJob]] = {}
-            ctx = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=init_worker)
-            try:
-                while queue or inflight:
-                    while queue and len(inflight) < 2 * n_workers and not should_stop():
-                        rel, path, job = queue.popleft()
-                        inflight[pool.submit(make_pair, job)] = (rel, path, job)
-                    if cancelled:
-                        queue.clear()
-                    if not inflight:
-                        break
-                    finished, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        rel, path, job = inflight.pop(fut)
-                        handle(rel, path, job, fut.result())
-            except BrokenProcessPool as err:
-                raise DatasetError(
-                    "A crappify worker process died (out of memory?). What was built is kept; "
-                    "rerun to continue, perhaps with fewer workers."
-                ) from err
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+        run_pair_jobs(jobs, n_workers, handle, should_stop)  # this process + n_workers - 1 spawned
     finally:
         _remove_temp_files(dst)
         state.complete = not cancelled and done_count == total and not errors

@@ -48,6 +48,33 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
+def _cpu_model() -> str:
+    import platform
+
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def device_key(device: str | torch.device) -> str:
+    """Names the hardware and software a numeric verdict holds for: the device type, its model
+    (CPU model name, GPU name and compute capability) and the torch version, e.g.
+    ``cpu:Intel(R) Xeon(R) ...|torch 2.4``. Two machines with the same key compute alike."""
+    dev = torch.device(device)
+    torch_v = "torch " + ".".join(torch.__version__.split("+")[0].split(".")[:2])
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        return f"cuda:{torch.cuda.get_device_name(index)} sm{major}{minor}|{torch_v}"
+    if dev.type == "cpu":
+        return f"cpu:{_cpu_model()}|{torch_v}"
+    return f"{dev.type}|{torch_v}"
+
+
 # glibc mallopt parameters
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3

@@ -44,6 +44,15 @@ class ImageWriteError(Lesson7Error):
         super().__init__(f"Cannot write image {self.path}: {reason}")
 
 
+class OutputFolderError(Lesson7Error):
+    """Nothing can be written into an output folder (under a file, read-only, no room)."""
+
+    def __init__(self, path: str | Path, reason: str, what: str = "output folder") -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"Cannot write into the {what} {self.path}: {reason}.", hint=f"Choose another {what}.")
+
+
 class ModelError(Lesson7Error):
     """Unknown model name or option, or a model that cannot be built as asked."""
 

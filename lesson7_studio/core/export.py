@@ -4,7 +4,11 @@ The exported graph is the whole :class:`~.models.Restorer`: bicubic pre-upsampli
 normalisation, network, denormalisation and clamp, so the file alone follows the convention
 "RGB in [0,1], NCHW, any height and width that are multiples of ``lr_multiple`` -> RGB in [0,1]
 at ``scale`` times the size". The facts a caller needs ride in the model's metadata_props
-(keys starting with ``lesson7.``). onnx and onnxruntime are optional (the ``onnx`` extra).
+(keys starting with ``lesson7.``), among them the PyTorch model's activation-memory estimate, so
+that :mod:`.restore` cuts an ONNX restore into the same tiles (same size rule, overlap and
+blending) as a restore with the PyTorch model, and the two agree (above 50 dB PSNR) on any
+image size. The file runs in float32: ``precision`` settings do not apply to it. onnx and
+onnxruntime are optional (the ``onnx`` extra).
 """
 
 from __future__ import annotations
@@ -73,6 +77,22 @@ def _metadata(restorer: nn.Module) -> dict[str, str]:
     }
 
 
+def _memory_metadata(restorer: nn.Module) -> dict[str, str]:
+    """The tiling memory estimate of ``restorer`` (restore._Runner's, measured on a fp32 copy)."""
+    from . import restore
+
+    try:
+        runner = restore._Runner(copy.deepcopy(restorer), "cpu", "fp32")
+        probe = restore._probe_tile(np.zeros((64, 64, 3), dtype=np.float32), runner.facts)
+        per_px = runner.bytes_per_net_px(probe)
+        attention = restore._cache(runner.model).get("attention_per_px", [])
+    except Exception:  # noqa: BLE001 - an estimate is an optimisation: without it tiles are fixed
+        return {}
+    if not per_px:
+        return {}
+    return {"bytes_per_net_px": repr(float(per_px)), "attention_per_px": json.dumps([float(a) for a in attention])}
+
+
 def export_onnx(model_or_checkpoint: Any, out_path: str | os.PathLike, opset: int = 17, check: bool = True) -> Path:
     """Write ``out_path`` (.onnx) with dynamic batch, height and width; return its path.
 
@@ -90,6 +110,7 @@ def export_onnx(model_or_checkpoint: Any, out_path: str | os.PathLike, opset: in
         raise Lesson7Error(f"The export file must end in .onnx, not '{out_path.name}'.")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     meta = _metadata(restorer)
+    meta.update(_memory_metadata(restorer))
     q = int(meta["lr_multiple"])
     side = -(-16 // q) * q  # the traced size: 16 px or the next multiple
     example = torch.rand(1, 3, side, side)
@@ -171,6 +192,17 @@ class _OnnxInfo:
         return dict(vars(self))
 
 
+def _read_memory_estimate(meta: dict[str, str]) -> tuple[float, list[float]] | None:
+    """(activation bytes per network pixel, positions per pixel of each global self-attention) as
+    written by :func:`export_onnx`; None for files without it (other tools, older exports)."""
+    try:
+        per_px = float(meta["bytes_per_net_px"])
+        attention = [float(a) for a in json.loads(meta.get("attention_per_px", "[]"))]
+    except (KeyError, ValueError, TypeError):
+        return None
+    return (per_px, attention) if per_px > 0 and math.isfinite(per_px) else None
+
+
 class OnnxRestorer:
     """Restorer-like wrapper of an ONNX file run by onnxruntime: ``r(x) -> y`` on (B,3,h,w)
     float tensors in [0,1], with ``.info`` (scale, model_scale, size_multiple) for tiling.
@@ -203,6 +235,11 @@ class OnnxRestorer:
         self.info = _OnnxInfo(meta, self.path)
         self.device = "cpu"  # inputs and outputs are CPU tensors whatever the provider
         self.training = False
+        self.precisions = {"fp32"}  # the graph runs as exported
+        shape = list(getattr(inputs[0], "shape", []) or [])
+        # a height or width given as a number (not a name) is fixed: such a file takes one size
+        self.dynamic_size = len(shape) == 4 and not any(isinstance(d, int) for d in shape[2:])
+        self.memory_estimate = _read_memory_estimate(meta)
 
     def _measure_scale(self) -> int:
         x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)

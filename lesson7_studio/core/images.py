@@ -31,9 +31,12 @@ header, before decoding. To let that limit govern, this module raises Pillow's o
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import re
 import secrets
+import shutil
 import struct
 import sys
 import warnings
@@ -47,6 +50,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
 from .errors import DatasetError, ImageReadError, ImageWriteError
+from .files import os_error_reason
 
 DEFAULT_MAX_PIXELS = 300_000_000
 
@@ -304,14 +308,27 @@ def _decode(path: Path, im: Image.Image, tiles: list) -> tuple[np.ndarray, np.nd
     return np.ascontiguousarray(a), None, False, extra
 
 
-def _reason(err: BaseException, path: Path) -> str:
+def _too_large(pixels: int | None, limit: int, size: str = "") -> str:
+    """The one message for an image over the pixel limit (ours, or Pillow's above it)."""
+    what = f"{size} ({pixels / 1e6:.1f} MP)" if size and pixels else (
+        f"{pixels / 1e6:.1f} MP" if pixels else "its size")
+    return f"{what} is over the limit of {limit / 1e6:g} MP (decompression bomb protection)"
+
+
+def _reason(err: BaseException, path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> str:
     msg = str(err)
     if isinstance(err, UnidentifiedImageError):
         if path.suffix.lower() in _HEIF_SUFFIXES and not HEIF_AVAILABLE:
             return "HEIC/HEIF images need the optional pillow-heif package (pip install pillow-heif)"
         return "not an image file (its format is not recognised)"
-    if isinstance(err, Image.DecompressionBombError):
-        return f"image is too large to open safely (decompression bomb protection): {msg}"
+    if isinstance(err, Image.DecompressionBombError):  # Pillow's own limit, twice MAX_IMAGE_PIXELS
+        found = re.search(r"\((\d+) pixels\)", msg)
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS)
+        if max_pixels is not None:
+            limit = min(limit, max_pixels)
+        if found:
+            return _too_large(int(found.group(1)), limit)
+        return _too_large(None, limit)
     if "truncated" in msg.lower() or isinstance(err, EOFError):
         return "file is truncated (incomplete download or copy?)"
     if isinstance(err, MemoryError):
@@ -347,11 +364,7 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             with Image.open(path) as im:
                 w, h = im.size
                 if max_pixels is not None and w * h > max_pixels:
-                    raise ImageReadError(
-                        path,
-                        f"{w}x{h} pixels ({w * h / 1e6:.1f} MP) is over the limit of "
-                        f"{max_pixels / 1e6:g} MP (decompression bomb protection)",
-                    )
+                    raise ImageReadError(path, _too_large(w * h, max_pixels, f"{w}x{h} pixels"))
                 tiles = list(im.tile)  # before getexif(), which may decode (PNG)
                 frames = int(getattr(im, "n_frames", 1) or 1)
                 if frames > 1:
@@ -369,7 +382,7 @@ def load_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     except ImageReadError:
         raise
     except Exception as err:  # Pillow raises many types for bad files; all mean "cannot read"
-        raise ImageReadError(path, _reason(err, path)) from err
+        raise ImageReadError(path, _reason(err, path, max_pixels)) from err
     icc = info.get("icc_profile") or None
     if extra.get("converted_from") == "CMYK" or _icc_colour_space(icc) not in ("", "RGB", "GRAY"):
         icc = None  # a CMYK/LAB profile does not describe the converted RGB pixels
@@ -628,8 +641,23 @@ def save_image(img: ImageData, path: str | Path, format: str | None = None, qual
     except ImageWriteError:
         raise
     except Exception as err:
-        raise ImageWriteError(path, f"{type(err).__name__}: {err}") from err
+        raise ImageWriteError(path, _write_reason(err, path, rgb.nbytes + (0 if alpha is None else alpha.nbytes))) from err
     return path
+
+
+def _write_reason(err: BaseException, path: Path, nbytes: int) -> str:
+    """Why writing ``path`` failed, in words. Encoders report a full disk in their own terms
+    (libtiff: "encoder error -2"), so the free space is looked at too."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EROFS,
+                                                  errno.EACCES, errno.EPERM):
+        return os_error_reason(err, path)
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        free = None
+    if free is not None and free < max(nbytes, 1 << 20):
+        return f"the disk is full ({free / 1e6:.1f} MB free in {path.parent}; the image may need {nbytes / 1e6:.1f} MB)"
+    return f"{type(err).__name__}: {err}"
 
 
 def iter_images(folder: str | Path, recursive: bool = True) -> Iterator[Path]:

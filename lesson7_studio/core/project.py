@@ -24,6 +24,9 @@ PROJECT_FILE = "lesson7-project.json"
 RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources"
 DEMO_DATASET = "demo-decrappify-x2"
 DEMO_RECIPE = "decrappify-x2"
+# every model file restore.load_any_model reads: our checkpoints and community weights
+# (.safetensors), ONNX exports, and community PyTorch files (read safely, through spandrel)
+MODEL_SUFFIXES = (".safetensors", ".onnx", ".pth", ".pt", ".ckpt", ".bin", ".pkl")
 
 
 def resources_dir() -> Path:
@@ -245,10 +248,13 @@ class Project:
         return out
 
     def list_models(self) -> list[Path]:
-        """``models/*.safetensors``, sorted by name."""
+        """Every loadable model file in ``models/`` (any of MODEL_SUFFIXES, in any case: .safetensors,
+        .onnx, .pth, .pt, ...), sorted by name; temporary and hidden files are left out."""
         if not self.models_dir.is_dir():
             return []
-        return sorted(p for p in self.models_dir.glob("*.safetensors") if not p.name.startswith("."))
+        return sorted((p for p in self.models_dir.iterdir()
+                       if p.suffix.lower() in MODEL_SUFFIXES and not p.name.startswith(".") and p.is_file()),
+                      key=lambda p: p.name)
 
     def new_run_dir(self, stem: str) -> Path:
         """A fresh, not yet existing ``runs/<stem>-<timestamp>`` path."""

@@ -60,6 +60,7 @@ from .events import (
     check,
     emit,
 )
+from .files import check_output_folder, os_error_reason
 
 __all__ = [
     "RestoreSummary",
@@ -191,6 +192,19 @@ _MODEL_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary
 # Low precision is used only where its output on a probe tile stays this close to fp32's:
 # PSNR(fp32, low) >= 45 dB, an RMS difference under 1.5/255 (about what JPEG at quality 95 changes).
 PRECISION_MIN_PSNR = 45.0
+# Without a known verdict the probe runs only when the restore computes at least this many times
+# the probe's pixels: the probe costs an fp32 and a low-precision pass over its tile, and bf16
+# saves well under half of a pass, so on less work it cannot pay (a community ESRGAN x4 on a
+# 96x64 photo: 9.9 s with the probe, 1.0 s in fp32).
+PROBE_PAYS_AT = 4
+
+
+def _precision_store():
+    from . import precision_cache
+
+    return precision_cache
+
+
 # Peak memory of a forward pass over the sum of all layer outputs' sizes: measured 0.27 for
 # unet-resnet34 (1024 px tiles, CPU, fp32 and bf16); 0.35 leaves headroom.
 _PEAK_OVER_OUTPUTS = 0.35
@@ -235,6 +249,14 @@ def _model_device(model: Any, device: str | torch.device | None) -> torch.device
     return resolve_device(device)
 
 
+def _precision_note(model: Any, precision: str) -> str | None:
+    """What to tell a user who asked for a precision that ``model`` (a foreign runtime) ignores."""
+    if isinstance(model, nn.Module) or precision in ("auto", "fp32"):
+        return None
+    return (f"Precision {precision} does not apply to {type(model).__name__} models: the file runs in the "
+            "precision it was exported with (float32).")
+
+
 class _Runner:
     """Runs one model on batches of LR tiles: device, eval mode, channels_last, precision."""
 
@@ -265,7 +287,8 @@ class _Runner:
 
         ``ensemble``: the mean of the outputs for the eight flips and quarter turns of the input
         (x8 self-ensemble, "EDSR+"), each turned back: eight passes. It evens out what a model
-        does differently in each direction (the starter model gains +0.02 dB on Kodak24)."""
+        does differently in each direction (the starter model: +0.017 dB on average on Kodak24,
+        -0.22 to +0.40 dB per image; benchmarks/bench_ensemble.py)."""
         if not ensemble:
             return self._forward_one(x, dtype)
         acc: torch.Tensor | None = None
@@ -348,8 +371,15 @@ class _Runner:
         return low
 
     # -- decisions made once per model
-    def choose_precision(self, probe: torch.Tensor, high_bit_depth: bool) -> None:
-        """Pick the autocast dtype: fp32 unless a low precision stays within tolerance."""
+    def choose_precision(self, probe: torch.Tensor, high_bit_depth: bool, work_px: int | None = None) -> None:
+        """Pick the autocast dtype: fp32 unless a low precision stays within tolerance.
+
+        Under "auto" the verdict of the probe is known per model object and device, and per model
+        *file* and device across sessions (:mod:`.precision_cache`). Without a verdict, the probe
+        (an fp32 and a low-precision pass over ``probe``) runs only where it can pay for itself:
+        when ``work_px`` (the LR pixels this restore computes, x8 with the ensemble) is at least
+        ``PROBE_PAYS_AT`` times the probe's; a small image is restored in fp32 directly.
+        """
         self.dtype = None
         if not self.is_module or self.precision == "fp32":
             return
@@ -361,43 +391,78 @@ class _Runner:
             return
         if high_bit_depth:  # 16-bit images keep full precision
             return
-        allowed = getattr(self.model, "precisions", None)
-        if self.device.type == "cuda":
-            cand = torch.float16 if (allowed is None or "fp16" in allowed) else None
-            if cand is None and (allowed is None or "bf16" in allowed) and torch.cuda.is_bf16_supported():
-                cand = torch.bfloat16
-        elif self.device.type == "cpu":
-            cand = torch.bfloat16 if _cpu_supports_bf16() and (allowed is None or "bf16" in allowed) else None
-        elif self.device.type == "mps":
-            cand = torch.float16 if (allowed is None or "fp16" in allowed) else None
-        else:
-            cand = None
+        cand = self._low_candidate()
         if cand is None:
             return
         key = ("precision", str(self.device), str(cand))
         cache = _cache(self.model)
         if key not in cache:
-            ref = self._forward_measured(probe)  # the fp32 reference also sizes the tiles
-            try:
-                low = self.forward(probe, cand)
-                mse = float(((low - ref) ** 2).mean())
-                psnr = math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
-                ok = bool(torch.isfinite(low).all()) and psnr >= PRECISION_MIN_PSNR
-                cache[key] = (ok, psnr)
-            except RuntimeError as err:  # an op without a low-precision kernel
-                if _is_oom(err):
-                    raise
-                cache[key] = (False, float("nan"))
+            stored_key = self._stored_key(cand)
+            stored = _precision_store().lookup(stored_key) if stored_key else None
+            if stored is not None:
+                cache[key] = stored
+            elif work_px is not None and work_px < PROBE_PAYS_AT * probe.shape[2] * probe.shape[3]:
+                return  # fp32 for this small image, no verdict recorded: a larger one will probe
+            else:
+                cache[key] = self._probe_verdict(probe, cand)
+                if stored_key:
+                    _precision_store().store(stored_key, *cache[key])
         if cache[key][0]:
             self.dtype = cand
+
+    def _low_candidate(self) -> torch.dtype | None:
+        """The low precision "auto" would try on this device for this model, if any."""
+        allowed = getattr(self.model, "precisions", None)
+        if self.device.type == "cuda":
+            cand = torch.float16 if (allowed is None or "fp16" in allowed) else None
+            if cand is None and (allowed is None or "bf16" in allowed) and torch.cuda.is_bf16_supported():
+                cand = torch.bfloat16
+            return cand
+        if self.device.type == "cpu":
+            return torch.bfloat16 if _cpu_supports_bf16() and (allowed is None or "bf16" in allowed) else None
+        if self.device.type == "mps":
+            return torch.float16 if (allowed is None or "fp16" in allowed) else None
+        return None
+
+    def _stored_key(self, cand: torch.dtype) -> str | None:
+        """The persistent verdict's key: the model file's hash, the device, the precision."""
+        source = getattr(self.model, "source_file", None)
+        if not source:
+            return None
+        try:
+            digest = _precision_store().file_hash(source)
+        except OSError:
+            return None
+        from .devices import device_key
+
+        return _precision_store().verdict_key(digest, device_key(self.device), str(cand).replace("torch.", ""))
+
+    def _probe_verdict(self, probe: torch.Tensor, cand: torch.dtype) -> tuple[bool, float]:
+        """(cand is fine, PSNR of cand's output against fp32's on ``probe``)."""
+        ref = self._forward_measured(probe)  # the fp32 reference also sizes the tiles
+        try:
+            low = self.forward(probe, cand)
+        except RuntimeError as err:  # an op without a low-precision kernel
+            if _is_oom(err):
+                raise
+            return False, float("nan")
+        mse = float(((low - ref) ** 2).mean())
+        psnr = math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+        return bool(torch.isfinite(low).all()) and psnr >= PRECISION_MIN_PSNR, psnr
 
     def bytes_per_net_px(self, probe: torch.Tensor) -> float | None:
         """Estimated peak activation bytes per network-input pixel (fp32): the sizes of every
         layer output on a probe, times a measured ratio of peak to that sum. The sizes come from
         a pass on fake tensors (shapes only, no arithmetic) where the model allows, else from a
-        real fp32 pass."""
+        real fp32 pass. A foreign runtime (ONNX) has the estimate its exporter measured on the
+        PyTorch model (``memory_estimate``), so it gets the same tiles; None without one."""
         if not self.is_module:
-            return None
+            est = getattr(self.model, "memory_estimate", None)
+            if not est:
+                return None
+            cache = _cache(self.model)
+            cache.setdefault("attention_per_px", list(est[1]))
+            return float(est[0])
         cache = _cache(self.model)
         if "bytes_per_px" not in cache and not self._measure_shapes_only(probe):
             self._forward_measured(probe)
@@ -739,7 +804,8 @@ def restore_array(
     memory available. ``overlap``: LR context px at each inner tile boundary (None: 64 network
     px). ``precision``: "auto" (bf16 on CPUs that support it, fp16 on CUDA, each only where the
     model's output on a ~256 px probe tile has a PSNR >= 45 dB against fp32's; decided once per
-    model object and device; fp32 for 16-bit images), "fp32", "bf16" or "fp16". ``ensemble``:
+    model and device, and kept per model file across sessions; an image too small for the probe to
+    pay is restored in fp32 without it; fp32 for 16-bit images), "fp32", "bf16" or "fp16". ``ensemble``:
     x8 self-ensemble (eight flipped/turned passes averaged; eight times the time). Out of memory
     halves the tile and starts the image again.
     """
@@ -750,11 +816,15 @@ def restore_array(
     if arr.dtype not in (np.uint8, np.uint16):
         arr = np.ascontiguousarray(arr, dtype=np.float32)
     runner = _Runner(model, device, precision)
+    note = _precision_note(model, precision)
+    if note:
+        emit(on_event, Log(note, level="warning"))
     if runner.device.type == "cpu":
         keep_freed_memory()  # reuse activation memory from pass to pass instead of page-faulting it in
     facts = runner.facts
     probe = _probe_tile(arr, facts)
-    runner.choose_precision(probe, high_bit_depth=arr.dtype == np.uint16)
+    work_px = arr.shape[0] * arr.shape[1] * (8 if ensemble else 1)
+    runner.choose_precision(probe, high_bit_depth=arr.dtype == np.uint16, work_px=work_px)
     margin = _default_margin(facts) if overlap is None else max(0, int(overlap))
     h, w = arr.shape[:2]
     if tile:
@@ -874,6 +944,8 @@ class RestoreSummary:
     unreadable: int = 0  # how many of ``failed`` could not be read (not images, damaged)
     rank: int = 0
     world_size: int = 1
+    # (source, frames) of animated / multi-frame files (GIF, TIFF, WebP ...): only the first frame is restored
+    first_frame_only: list[tuple[Path, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -883,6 +955,17 @@ class RestoreSummary:
     @property
     def megapixels_per_s(self) -> float:
         return self.megapixels / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def speed_text(self) -> str:
+        """The speed for people: "12.3 MP/s", "6.14 kpx/s, 1.0 s an image" ("" before any image)."""
+        from .units import format_speed
+
+        text = format_speed(self.megapixels_per_s) if self.done else ""
+        if text and self.megapixels_per_s < 0.1:  # small images: the time each one took says more
+            each = self.seconds / self.done
+            text += f", {each:.1f} s an image" if each >= 1 else f", {each:.2g} s an image"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -894,6 +977,7 @@ class RestoreSummary:
             "dst": str(self.dst) if self.dst else None,
             "total": self.total,
             "unreadable": self.unreadable,
+            "first_frame_only": [{"path": str(p), "frames": n} for p, n in self.first_frame_only],
             "rank": self.rank,
             "world_size": self.world_size,
         }
@@ -1050,6 +1134,8 @@ def restore_folder(
     src_r, dst_r = src.resolve(), dst.resolve()
     if dst_r.exists() and not dst_r.is_dir():
         raise Lesson7Error(f"Destination {dst} is a file; give a folder.")
+    if not 1 <= int(quality) <= 100:
+        raise Lesson7Error(f"Quality must be between 1 and 100; got {quality}.")
     if src_r.is_dir():
         if dst_r == src_r and not allow_in_place:
             raise Lesson7Error(
@@ -1066,6 +1152,10 @@ def restore_folder(
     rank, world = _dist_share()
     plan = plan[rank::world]
     summary = RestoreSummary(dst=dst, total=len(plan), rank=rank, world_size=world)
+    note = _precision_note(model, precision)
+    if note:  # said once for the folder, not again for each image
+        emit(on_event, Log(note, level="warning"))
+        precision = "auto"
     meter = RateMeter(len(plan))
     t0 = time.perf_counter()
     load_kw = {} if max_pixels is None else {"max_pixels": max_pixels}
@@ -1123,6 +1213,8 @@ def restore_folder(
         else:
             todo.append((path, out, pil))
     handled = len(plan) - len(todo)
+    if todo:
+        check_output_folder(dst)  # before restoring anything (OutputFolderError)
     progress(handled, "")
 
     def fail(idx: int, path: Path, reason: str) -> None:
@@ -1130,6 +1222,7 @@ def restore_folder(
         emit(on_event, ItemFailed(path=path, reason=reason))
         progress(handled + idx + 1, path.name)
 
+    said: set[str] = set()
     try:
         next_load: Future | None = pool.submit(load, todo[0][0]) if todo else None
         for idx, (path, out, pil) in enumerate(todo):
@@ -1148,9 +1241,24 @@ def restore_folder(
                 fail(idx, path, f"cannot read: {err}")
                 continue
             mp = img.rgb.shape[0] * img.rgb.shape[1] / 1e6
+            frames = int(img.extra.get("frames", 1) or 1)
+            if frames > 1:
+                summary.first_frame_only.append((path, frames))
+                emit(on_event, Log(f"{path.name} has {frames} frames; only the first one is restored.",
+                                   level="warning"))
+
+            def tile_progress(ev: Any, name: str = path.name) -> None:  # tiles done inside this image
+                if isinstance(ev, Progress) and ev.stage == "tiles":
+                    ev = dataclasses.replace(ev, message=name)
+                elif isinstance(ev, Log):  # the same note for every image is said once
+                    if ev.message in said:
+                        return
+                    said.add(ev.message)
+                emit(on_event, ev)
+
             try:
                 restored = restore_image(model, img, tile=tile, device=device, precision=precision,
-                                         ensemble=ensemble, cancel=cancel)
+                                         ensemble=ensemble, on_event=tile_progress, cancel=cancel)
             except (Cancelled, DeviceError):
                 raise
             except (Lesson7Error, RuntimeError, ValueError) as err:
@@ -1159,7 +1267,11 @@ def restore_folder(
             del img
             nbytes = restored.rgb.nbytes + (0 if restored.alpha is None else restored.alpha.nbytes)
             finish_saves(keep=max_pending - 1, room_for=nbytes)  # earlier writes, which ran while this one was restored
-            out.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                fail(idx, path, f"cannot create the folder {out.parent}: {os_error_reason(err, out.parent)}")
+                continue
             _clean_stale_parts(out.parent, out.name)
             pending_saves.append((path, out, mp, nbytes, pool.submit(images.save_image, restored, out, format=pil, quality=quality)))
             del restored
@@ -1204,6 +1316,7 @@ class SpandrelRestorer(nn.Module):
         from .models.registry import ModelInfo
 
         self.net = descriptor.model
+        self.source_file = source  # keys the precision verdict (precision_cache)
         self.in_channels = int(descriptor.input_channels)
         self.out_channels = int(descriptor.output_channels)
         if self.in_channels not in (1, 3) or self.out_channels not in (1, 3):
@@ -1310,13 +1423,14 @@ def load_any_model(path_or_name: str | os.PathLike, device: str | torch.device |
 
         return OnnxRestorer(path)
     if suffix == ".safetensors":
-        if checkpoint.is_lesson7_checkpoint(path):
+        if checkpoint.has_lesson7_metadata(path):  # ours, even when too new: its own error
             from .models.layers import bake_parametrizations
 
             loaded = checkpoint.load_model(path, device=dev)
             # for inference: plain weights, not recomputed from their weight/spectral norm each call
             model = bake_parametrizations(loaded.restorer()).eval()
             model.checkpoint_meta = loaded.meta  # type: ignore[attr-defined]
+            model.source_file = path  # type: ignore[attr-defined]  # keys the precision verdict
             return model
         return _load_spandrel(path, dev)
     if suffix in _FOREIGN_TORCH_SUFFIXES or suffix in checkpoint.FOREIGN_SUFFIXES:

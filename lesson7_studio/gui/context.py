@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from lesson7_studio.gui import qtcompat  # noqa: F401  (must come before any emit)
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from lesson7_studio.core.project import Project, config_dir, starter_models
@@ -114,9 +113,27 @@ class AppContext(QObject):
 
             project = default_project()
         self.project: Project = project
-        self.device: str = device or detect_device()
+        self._device: str | None = device  # detected on first use (that imports torch)
         self._workers: set[Worker] = set()
         self.model_choice: tuple[str, dict[str, Any]] = ("unet-lite", {})
+
+    # ------------------------------------------------------------------ device
+    @property
+    def device(self) -> str:
+        """"cuda", "mps" or "cpu"; detected (importing torch) on first use unless set."""
+        if self._device is None:
+            self._device = detect_device()
+        return self._device
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self._device = value
+
+    @property
+    def device_known(self) -> bool:
+        """Whether ``device`` is known without importing torch (the app detects it in the
+        background at start-up, so the window can show before torch is loaded)."""
+        return self._device is not None
 
     # ------------------------------------------------------------------ model choice
     def set_model_choice(self, name: str, options: dict[str, Any]) -> None:

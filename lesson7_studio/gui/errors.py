@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import traceback
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from lesson7_studio.core.errors import Lesson7Error

@@ -6,7 +6,6 @@ import platform
 import sys
 from pathlib import Path
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtCore import QByteArray, QSize, Qt, QUrl
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QIcon, QKeySequence
 from PySide6.QtWidgets import (
@@ -26,6 +25,7 @@ from lesson7_studio.core.project import Project, data_dir, resources_dir
 
 from .context import AppContext
 from .errors import show_error
+from .widgets.common import BusyPage
 
 # (key, sidebar label, icon file, tooltip)
 PANELS = [
@@ -35,6 +35,7 @@ PANELS = [
     ("compare", "Compare", "compare.svg", "Restore an image and compare before / after"),
     ("inspect", "Inspect", "inspect.svg", "Scrub through a GAN run's epochs and critic scores"),
     ("restore", "Restore", "restore.svg", "Restore a whole folder of photos"),
+    ("lessons", "Lessons", "lessons.svg", "The lesson's classifiers (MNIST ResNet / DenseNet) and RNNs (human numbers)"),
 ]
 
 
@@ -42,28 +43,32 @@ def icon(name: str) -> QIcon:
     return QIcon(str(resources_dir() / "icons" / name))
 
 
-def _panel_classes() -> dict[str, type]:
-    from .panels.compare import ComparePanel
-    from .panels.data import DataPanel
-    from .panels.gan import GanPanel
-    from .panels.model import ModelPanel
-    from .panels.restore import RestorePanel
-    from .panels.train import TrainPanel
+# key -> (module under gui/panels, class): imported only when that panel is built, so the
+# window can show before the panels that import torch are loaded
+PANEL_CLASSES = {
+    "data": ("data", "DataPanel"),
+    "model": ("model", "ModelPanel"),
+    "train": ("train", "TrainPanel"),
+    "compare": ("compare", "ComparePanel"),
+    "inspect": ("gan", "GanPanel"),
+    "restore": ("restore", "RestorePanel"),
+    "lessons": ("lessons", "LessonsPanel"),
+}
 
-    return {
-        "data": DataPanel,
-        "model": ModelPanel,
-        "train": TrainPanel,
-        "compare": ComparePanel,
-        "inspect": GanPanel,
-        "restore": RestorePanel,
-    }
+
+def panel_class(key: str) -> type:
+    import importlib
+
+    module, name = PANEL_CLASSES[key]
+    return getattr(importlib.import_module(f"{__package__}.panels.{module}"), name)
 
 
 class MainWindow(QMainWindow):
     """Sidebar + stacked panels. ``panels`` maps key ("data", ... "restore") to the widget."""
 
-    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None, *, deferred: tuple[str, ...] = ()) -> None:
+        """``deferred``: panels shown as a busy page until :meth:`build_deferred_panels` (the app
+        builds the ones that need torch once a background thread has imported it)."""
         super().__init__(parent)
         self.ctx = ctx
         self.setObjectName("mainWindow")
@@ -85,13 +90,13 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.stack.setObjectName("panelStack")
 
-        classes = _panel_classes()
-        self.panels: dict[str, QWidget] = {}
+        self.panels: dict[str, QWidget] = {}  # the panels built so far
+        self._deferred = {k for k in deferred if k in {key for key, *_ in PANELS}}
         for key, label, icon_file, tip in PANELS:
-            panel = classes[key](ctx)
-            panel.setObjectName(f"{key}Panel")
-            self.panels[key] = panel
-            self.stack.addWidget(panel)
+            if key in self._deferred:
+                self.stack.addWidget(BusyPage(f"Loading {label}\u2026 (PyTorch starts in the background)"))
+            else:
+                self.stack.addWidget(self._build_panel(key))
             item = QListWidgetItem(icon(icon_file), label)
             item.setToolTip(tip)
             item.setSizeHint(QSize(88, 64))
@@ -116,6 +121,33 @@ class MainWindow(QMainWindow):
         self._restore_state()
 
     # ------------------------------------------------------------------ building
+    def _build_panel(self, key: str) -> QWidget:
+        panel = panel_class(key)(self.ctx)
+        panel.setObjectName(f"{key}Panel")
+        self.panels[key] = panel
+        return panel
+
+    def build_deferred_panels(self) -> None:
+        """Build the panels still shown as busy pages, in their places in the stack."""
+        for key in [k for k, *_ in PANELS if k in self._deferred]:
+            self._build_deferred(key)
+
+    def _build_deferred(self, key: str) -> QWidget:
+        self._deferred.discard(key)
+        index = [k for k, *_ in PANELS].index(key)
+        current = self.stack.currentIndex() == index
+        placeholder = self.stack.widget(index)
+        panel = self._build_panel(key)
+        self.stack.insertWidget(index, panel)
+        self.stack.removeWidget(placeholder)
+        placeholder.deleteLater()
+        if current:
+            self.stack.setCurrentIndex(index)
+            on_shown = getattr(panel, "on_shown", None)
+            if on_shown is not None:
+                on_shown()
+        return panel
+
     def _build_menus(self) -> None:
         mb = self.menuBar()
         file_menu = mb.addMenu("&File")
@@ -164,6 +196,9 @@ class MainWindow(QMainWindow):
         self.update_device_label()
 
     def update_device_label(self) -> None:
+        if not self.ctx.device_known:  # detected in the background at start-up
+            self.device_label.setText("Device: \u2026")
+            return
         dev = self.ctx.device
         text = f"Device: {dev.upper() if dev != 'cpu' else 'CPU'}"
         if dev == "cuda":
@@ -177,7 +212,10 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ panels
     def panel(self, name: str) -> QWidget:
-        return self.panels[name.lower()]
+        key = name.lower()
+        if key in self._deferred:  # asked for before the background start-up finished
+            return self._build_deferred(key)
+        return self.panels[key]
 
     def current_panel_name(self) -> str:
         return PANELS[self.stack.currentIndex()][0]
@@ -189,7 +227,7 @@ class MainWindow(QMainWindow):
         if key == "gan":
             key = "inspect"
         self.sidebar.setCurrentRow(keys.index(key))
-        return self.panels[key]
+        return self.panel(key)
 
     def _row_changed(self, row: int) -> None:
         if row < 0:
@@ -201,7 +239,7 @@ class MainWindow(QMainWindow):
                 act.setChecked(True)
         self.setWindowTitle(f"{label} — {self.ctx.project.name} — Lesson7 Studio")
         self.ctx.settings.set_value("window/panel", key)
-        on_shown = getattr(self.panels[key], "on_shown", None)
+        on_shown = getattr(self.panels.get(key), "on_shown", None)  # a deferred one: when built
         if on_shown is not None:
             on_shown()
 

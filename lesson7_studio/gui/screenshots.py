@@ -1,7 +1,8 @@
 """Render every panel with demo content: ``python -m lesson7_studio.gui.screenshots OUTDIR``.
 
 Writes OUTDIR/<panel>.png for data, model, train, compare, inspect and restore (plus
-train-samples.png and about.png). The demo project, two small training runs (a quick U-Net
+train-samples.png, compare-models.png with three models, data-old-photo.png, data-building.png
+and about.png). The demo project, two small training runs (a quick U-Net
 run and a tiny NoGAN run for the Inspect panel) and the settings live in ``--work`` (a
 temporary folder unless given; reuse one to skip the training the second time). Nothing is
 written to the user's folders. Works offscreen (QT_QPA_PLATFORM=offscreen) or under Xvfb.
@@ -77,6 +78,8 @@ def render(outdir: Path, size: tuple[int, int], work: Path, log=print) -> list[P
     project = demo_project(work / "demo")
     quick_run, gan_run = _train_demo_runs(project, log)
 
+    from PySide6.QtCore import Qt
+
     from .app import create_application
     from .context import AppContext, Settings
     from .main_window import MainWindow
@@ -141,6 +144,13 @@ def render(outdir: Path, size: tuple[int, int], work: Path, log=print) -> list[P
         compare.open_images([lr_files[0]])
     _wait(app, lambda: idle() and not compare.is_busy(), timeout_s=120, settle_ms=800)
     shot("compare")
+    # ... and with three models: the starter and the two demo runs' models
+    compare.refresh_models()
+    models = [compare.model_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(compare.model_list.count())]
+    compare.set_models(models[:3])
+    compare.restore_now()
+    _wait(app, lambda: idle() and not compare.is_busy(), timeout_s=240, settle_ms=800)
+    shot("compare-models")
 
     # Inspect: the tiny NoGAN run
     inspect = win.show_panel("inspect")
@@ -156,6 +166,19 @@ def render(outdir: Path, size: tuple[int, int], work: Path, log=print) -> list[P
     restore.preview_first()
     _wait(app, lambda: idle() and not restore.is_busy(), timeout_s=120, settle_ms=800)
     shot("restore")
+
+    # Data again: the old-photo preset (the widest recipe), then a dataset build under way
+    data = win.show_panel("data")
+    data.recipe_editor.set_preset("old-photo")
+    _wait(app, idle, settle_ms=600)
+    shot("data-old-photo")
+    data.name_edit.setText("old-photo-demo")
+    data.build_dataset()
+    _wait(app, lambda: data.progress.value() > 0 or not data.is_busy(), timeout_s=60, settle_ms=150)
+    shot("data-building")
+    _wait(app, lambda: not data.is_busy(), timeout_s=120, settle_ms=100)
+    if data.summary_dialog is not None:
+        data.summary_dialog.close()
 
     # About
     box = win.about_dialog()

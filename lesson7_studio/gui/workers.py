@@ -18,7 +18,6 @@ import traceback
 from collections import deque
 from typing import Any, Callable
 
-from lesson7_studio.gui import qtcompat  # noqa: F401  (must come before any emit)
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from lesson7_studio.core.errors import Cancelled

@@ -176,7 +176,7 @@ def test_app_files_from_the_launcher_reach_the_compare_panel(tmp_path, monkeypat
             return 0
 
     class RecordingWindow:  # stands in for MainWindow: only the routing is under test
-        def __init__(self, ctx):
+        def __init__(self, ctx, deferred=()):
             self.ctx = ctx
 
         def show(self):
@@ -186,6 +186,7 @@ def test_app_files_from_the_launcher_reach_the_compare_panel(tmp_path, monkeypat
             opened.extend(paths)
 
     monkeypatch.setattr(gui_app, "create_application", FakeApp)
+    monkeypatch.setattr(gui_app, "after_first_paint", lambda widget, callback: None)  # no torch start-up
     monkeypatch.setattr("lesson7_studio.gui.main_window.MainWindow", RecordingWindow)
     assert run_app(args) == 0
     assert opened == [a, b]  # MainWindow.open_files shows them in Compare (tests/gui covers it)

@@ -43,7 +43,7 @@ def ds(tmp_path_factory):
 def test_train_resume_config_and_errors(ds, tmp_path, capsys):
     run = tmp_path / "run"
     rc = cli("train", "--recipe", "quick", "--data", str(ds), "--out", str(run), "--epochs", "1", "--size", "32",
-             "--batch-size", "2", "--precision", "fp32", "--max-steps", "1")
+             "--batch-size", "2", "--precision", "fp32", "--max-steps", "1", "--steps-per-epoch", "3")
     out = capsys.readouterr()
     assert rc == 0 and "stopped (budget)" in out.out and (run / "model.safetensors").exists()
     assert "train epoch 1" in out.err  # the progress bar

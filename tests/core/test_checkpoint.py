@@ -63,6 +63,8 @@ def sample_input(name):
         return torch.rand(1, 3, 64, 64)
     if name == "wgan-critic":
         return torch.rand(2, 3, 64, 64)
+    if info.kind == "language-model":
+        return torch.randint(0, info.in_channels, (2, 3), generator=torch.Generator().manual_seed(0))
     return torch.rand(2, 1, 28, 28)
 
 
@@ -101,7 +103,7 @@ def test_options_and_metadata_round_trip(tmp_path):
     meta = checkpoint.read_metadata(path)
     assert meta["format_version"] == 1 and meta["name"] == "unet-lite" and meta["kind"] == "restorer"
     assert meta["options"] == {"nf": 16, "blocks": 1, "scale": 3, "self_attention": True, "blur": True,
-                               "norm_type": "weight"}
+                               "norm_type": "weight", "tail_act": "leaky"}
     assert (meta["scale"], meta["model_scale"], meta["size_multiple"]) == (3, 3, 8)
     assert meta["mean"] is None and meta["app_version"] == __version__ and meta["created"]
     assert meta["info"] == {"recipe": {"name": "decrappify-x2", "quality": [10, 70]}, "epochs": 3, "psnr": 31.5}

@@ -282,3 +282,30 @@ def test_text_size_spread_draws_sizes_and_leaves_old_recipes_alone(tmp_path):
     assert again.steps[1].size_spread == 1.8 and again.hash() == spread.hash() != base.hash()
     with pytest.raises(RecipeError, match="size_spread"):
         Text(size_spread=0.5)
+
+
+def test_text_size_range_draws_log_uniform_sizes_whatever_the_image_size(tmp_path):
+    base = PRESETS["decrappify-x2"]
+    assert "size_range" not in base.steps[1].to_dict()  # default left out: same hash as before
+    ranged = Recipe("ranged", [base.steps[0], Text(size_range=(7, 64)), Jpeg(quality=(10, 90))])
+    for w, h in ((480, 320), (1600, 1200)):  # the same sizes on small and large photos
+        img = Image.new("RGB", (w, h), (40, 80, 120))
+        sizes = [apply_recipe(img, ranged, s).params["text_size"] for s in range(200)]
+        assert min(sizes) >= 7 and max(sizes) <= 64
+        # log-uniform: about as many sizes below the geometric middle (~21 px) as above it
+        below = sum(v < 21 for v in sizes)
+        assert 60 < below < 140, below
+    # the size is drawn after the position: positions are those of the plain recipe
+    for s in range(5):
+        a, b = apply_recipe(img, base, s).params, apply_recipe(img, ranged, s).params
+        assert a["text_xy"] == b["text_xy"]
+    one = Recipe("one", [base.steps[0], Text(size_range=[12, 12]), base.steps[2]])
+    assert apply_recipe(img, one, 3).params["text_size"] == 12
+    p = tmp_path / "r.json"
+    p.write_text(ranged.to_json())
+    again = get_recipe(p)
+    assert again.steps[1].size_range == (7, 64) and again.hash() == ranged.hash() != base.hash()
+    with pytest.raises(RecipeError, match="size_range"):
+        Text(size_range=(20, 10))
+    with pytest.raises(RecipeError, match="size_range"):
+        Text(size_range=(0, 10))

@@ -75,3 +75,71 @@ def test_failed_check_keeps_no_file(lite, tmp_path, monkeypatch):
     with pytest.raises(ModelError):
         export.export_onnx(lite, tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def _psnr(a, b):
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def test_onnx_restore_tiles_like_pytorch_on_any_size(lite, tmp_path, monkeypatch):
+    """The exported file carries the PyTorch model's memory estimate, so an ONNX restore is cut into
+    the tiles a PyTorch restore would use (the whole image here, even where a fixed 256 px ONNX
+    tile used to cut it in two) and the two agree above 50 dB on every size."""
+    path = export.export_onnx(lite, tmp_path / "lite.onnx")
+    onnx_model = export.OnnxRestorer(path)
+    assert onnx_model.dynamic_size and onnx_model.memory_estimate is not None
+    assert onnx_model.memory_estimate[0] > 0
+    plans = []
+    real_plan = restore._plan_axis
+
+    def spy(n, tile, *a, **k):
+        plans.append((n, tile))
+        return real_plan(n, tile, *a, **k)
+
+    monkeypatch.setattr(restore, "_plan_axis", spy)
+    rng = np.random.default_rng(1)
+    for h, w in [(13, 21), (256, 384), (200, 600)]:
+        a = rng.random((h, w, 3), dtype=np.float32)
+        plans.clear()
+        ours = restore.restore_array(lite, a, precision="fp32")
+        torch_plan = list(plans)
+        plans.clear()
+        theirs = restore.restore_array(onnx_model, a)
+        assert plans == torch_plan  # the same tiles
+        assert ours.shape == theirs.shape == (2 * h, 2 * w, 3)
+        assert _psnr(ours, theirs) > 50
+    # and with tiles forced, the same overlap and blending
+    a = rng.random((100, 140, 3), dtype=np.float32)
+    ours = restore.restore_array(lite, a, tile=48, precision="fp32")
+    theirs = restore.restore_array(onnx_model, a, tile=48)
+    assert _psnr(ours, theirs) > 50
+
+
+def test_precision_that_does_not_apply_to_onnx_says_so(lite, tmp_path):
+    from lesson7_studio.core.events import Log
+
+    onnx_model = export.OnnxRestorer(export.export_onnx(lite, tmp_path / "lite.onnx"))
+    a = np.random.default_rng(0).random((16, 16, 3), dtype=np.float32)
+    events = []
+    restore.restore_array(onnx_model, a, precision="bf16", on_event=events.append)
+    notes = [e for e in events if isinstance(e, Log) and "does not apply" in e.message]
+    assert len(notes) == 1 and "bf16" in notes[0].message and notes[0].level == "warning"
+    events.clear()
+    restore.restore_array(onnx_model, a, precision="auto", on_event=events.append)
+    assert not [e for e in events if isinstance(e, Log)]
+
+
+def test_onnx_file_without_estimate_keeps_fixed_tiles(lite, tmp_path):
+    import onnx
+
+    path = export.export_onnx(lite, tmp_path / "lite.onnx")
+    proto = onnx.load(str(path))
+    keep = [p for p in proto.metadata_props if "bytes_per_net_px" not in p.key]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(keep)
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    old = export.OnnxRestorer(tmp_path / "old.onnx")
+    assert old.memory_estimate is None
+    a = np.random.default_rng(0).random((24, 40, 3), dtype=np.float32)
+    assert restore.restore_array(old, a).shape == (48, 80, 3)

@@ -58,7 +58,8 @@ def test_describe_counts_match_a_real_build():
 def test_names_and_kinds():
     assert models.names() == [
         "unet-resnet18", "unet-resnet34", "unet-resnet50", "unet-densenet121", "unet-lite",
-        "gan-critic", "wgan-generator", "wgan-critic", "resnet-classifier", "densenet-classifier",
+        "gan-critic", "wgan-generator", "wgan-critic", "cnn-classifier", "resnet-classifier", "densenet-classifier",
+        "rnn-model0", "rnn-model1", "rnn-model2", "rnn-model3", "rnn-model4", "rnn-model5",
     ]
     assert models.names("critic") == ["gan-critic", "wgan-critic"]
     assert set(models.names("restorer")) == {"unet-resnet18", "unet-resnet34", "unet-resnet50",
@@ -151,7 +152,10 @@ def test_unet_lite_shapes_and_bicubic_start():
     assert y.shape == (2, 3, 32, 48)
     # the tail starts at zero: an untrained model is bicubic upsampling
     assert torch.allclose(y, F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False), atol=1e-6)
-    assert len(net.layer_groups()) == 1 and len(net.layer_groups()[0]) == len(list(net.parameters()))
+    # encoder / decoder / tail: discriminative learning rates when fine-tuning; every parameter once
+    groups = net.layer_groups()
+    assert len(groups) == 3 and sum(len(g) for g in groups) == len(list(net.parameters()))
+    assert len({id(p) for g in groups for p in g}) == len(list(net.parameters()))
 
 
 @pytest.mark.parametrize("scale", [1, 3, 4])

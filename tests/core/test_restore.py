@@ -182,7 +182,8 @@ def test_precision_auto_rejects_a_model_that_low_precision_breaks():
             return y.float()
 
     model = Fragile()
-    a = np.random.default_rng(4).random((20, 20, 3), dtype=np.float32)
+    # 512 px: enough work for the probe to pay (restore.PROBE_PAYS_AT probe tiles); smaller images skip it
+    a = np.random.default_rng(4).random((512, 512, 3), dtype=np.float32)
     out = restore.restore_array(model, a, precision="auto")
     assert np.abs(out - a).max() < 1e-4  # fell back to fp32
     decisions = [v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"]
@@ -197,7 +198,7 @@ def test_precision_auto_accepts_a_benign_model():
     if not restore._cpu_supports_bf16():
         pytest.skip("this CPU has no bf16 support")
     model = toy(2, 1, 8)
-    a = np.random.default_rng(5).random((24, 24, 3), dtype=np.float32)
+    a = np.random.default_rng(5).random((256, 256, 3), dtype=np.float32)  # big enough for the probe to pay
     restore.restore_array(model, a, precision="auto")
     decisions = [v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"]
     assert decisions and decisions[0][0] is True

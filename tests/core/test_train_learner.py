@@ -44,7 +44,7 @@ def test_tiny_unet_overfits_a_handful_of_images():
     net = models.restorer("unet-lite", nf=8, scale=2, self_attention=False)
     rec = Losses()
     learn = Learner(net, dl, None, PixelLoss("mse"), callbacks=[rec], device="cpu", precision="fp32")
-    learn.fit(100, 1e-2, one_cycle=True)
+    learn.fit(150, 1e-2, one_cycle=True)  # 100 left the leaky tail at 8.8x (the ReLU one at 10.3x)
     assert rec.train[0] / rec.train[-1] > 10
 
 

@@ -41,7 +41,8 @@ def data(tmp_path_factory):
 
 def quick(data, out, **kw):
     opts = dict(data=str(data / "x2"), out=str(out), epochs=2, size=32, batch_size=2, pretrained=False,
-                precision="fp32", preview_samples=2, arch_options={"nf": 8, "self_attention": False}, workers=0)
+                precision="fp32", preview_samples=2, arch_options={"nf": 8, "self_attention": False}, workers=0,
+                steps_per_epoch=3)  # one pass over the 6 training pairs (the recipe's epoch is 150 batches)
     opts.update(kw)
     return apply_overrides(get_recipe("quick"), **opts)
 
@@ -71,7 +72,8 @@ def test_quick_run_writes_the_run_folder(data, tmp_path):
     ep = [e for e in events if isinstance(e, EpochEnd)]
     assert {"train_loss", "valid_loss", "psnr", "ssim"} <= set(ep[-1].metrics)
     sample = [e for e in events if isinstance(e, SampleImages)][0]
-    assert len(sample.rows) == 1 and sample.rows[0][1].dtype == np.uint8 and sample.rows[0][1].shape == (32, 32, 3)
+    # preview_samples=2, and 25 % of 8 pairs is exactly 2 validation pairs now (datasets.valid_count)
+    assert len(sample.rows) == 2 and sample.rows[0][1].dtype == np.uint8 and sample.rows[0][1].shape == (32, 32, 3)
     with pytest.raises(TrainingError, match="already holds"):
         train(quick(data, run))
 
@@ -133,7 +135,7 @@ def tiny(recipe, data, out, **kw):
 
 
 def test_recipes_are_complete():
-    assert recipe_names() == ["superres-feature", "superres-gan", "wgan", "colorize", "quick"]
+    assert recipe_names() == ["superres-feature", "superres-gan", "wgan", "colorize", "quick", "finetune"]
     sr = get_recipe("superres-feature")
     assert sr.loss == "feature" and sr.arch == "unet-resnet34" and sr.wd == 1e-3
     assert [s.freeze for s in sr.stages] == [True, False, True, False]
@@ -171,7 +173,7 @@ def test_nogan_recipes_run_every_stage(data, tmp_path, recipe):
     res = train(cfg, on_event=events.append)
     run = tmp_path / "r"
     assert res.finished and res.stages_done == [s.name for s in cfg.stages]
-    assert len(list((run / "preds" / "train").glob("*.png"))) == 7
+    assert len(list((run / "preds" / "train").glob("*.png"))) == 6  # 8 pairs at valid_pct 0.25: 2 validate
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     critic_row = [r for r in rows if r["stage"] == "critic"][0]
     assert 0.0 <= float(critic_row["accuracy"]) <= 1.0

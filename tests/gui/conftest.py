@@ -11,7 +11,6 @@ from PIL import Image
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from lesson7_studio.gui import qtcompat  # noqa: E402,F401  (PySide6 emit refcount fix first)
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +99,7 @@ def _configure_tiny_run(panel, epochs: int = 1) -> None:
     panel.ctx.set_model_choice(*TINY_MODEL)
     panel.size_spin.setValue(32)
     panel.bs_spin.setValue(2)
+    panel.steps_spin.setValue(2)  # one pass over the 4 training pairs (quick's epoch is 150 batches)
     panel.set_stage_epochs(epochs)
     panel.refresh_datasets()
     i = panel.dataset_combo.findText("tiny", flags=Qt.MatchFlag.MatchStartsWith)

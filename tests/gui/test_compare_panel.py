@@ -12,7 +12,6 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from lesson7_studio.gui import qtcompat  # noqa: E402,F401
 from PIL import Image  # noqa: E402
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
 
@@ -258,3 +257,33 @@ def test_side_controls_fit_a_small_window(qtbot, cmp_ctx, tiny_model, pair_datas
     p.before_combo.setCurrentIndex(p.before_combo.count() - 1)
     p.before_combo.repaint()
     assert "a-very-long-run-name" in p.before_combo.toolTip()
+
+
+def test_three_models_fit_the_table_and_the_models_list_stays_put(qtbot, cmp_ctx, tiny_model, pair_dataset):
+    """Issue 14: the metrics table shows bicubic and three models without scrolling; choosing a
+    validation image (two lines of info instead of one) does not move the Models list."""
+    import shutil
+
+    from PySide6.QtCore import QPoint
+
+    copies = [tiny_model]
+    for name in ("tiny-b", "tiny-c"):
+        copies.append(shutil.copy(tiny_model, tiny_model.with_name(f"{name}.safetensors")))
+    p = _panel(qtbot, cmp_ctx, tiny_model)
+    p.resize(1184, 740)  # the panel's share of a 1280x800 window
+    p.refresh_models()
+    p.set_models(copies)
+    assert len(p.selected_models()) == 3
+    qtbot.wait(50)
+    y_before = p.model_list.mapTo(p, QPoint(0, 0)).y()
+    p.valid_combo.setCurrentIndex(0)
+    p._valid_chosen(0)  # what picking the image in the Valid combo does
+    qtbot.waitUntil(lambda: not p.is_busy() and all(str(m) in p.metrics() for m in copies), timeout=90000)
+    qtbot.wait(50)
+    assert "Ground truth" in p.image_info.full_text()
+    assert p.model_list.mapTo(p, QPoint(0, 0)).y() == y_before
+    t = p.metrics_table
+    assert t.rowCount() == 4  # bicubic + three models
+    rows_h = sum(t.rowHeight(r) for r in range(t.rowCount()))
+    assert t.viewport().height() >= rows_h, (t.viewport().height(), rows_h)
+    assert not t.verticalScrollBar().isVisible()

@@ -172,3 +172,141 @@ def test_build_can_be_cancelled(qtbot, panel, photo_folder, monkeypatch):
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=10000)
     assert "Cancelled" in panel.build_status.text()
     assert panel.summary_dialog is None and panel.build_button.isEnabled()
+
+
+# ---------------------------------------------------------------------------- issue 14 layout
+
+
+@pytest.fixture
+def wheel_guard(qapp):
+    from lesson7_studio.gui.widgets.wheel import install_wheel_guard
+
+    return install_wheel_guard(qapp)  # what create_application() does for the whole app
+
+
+@pytest.fixture
+def app_style(qapp):
+    """The app's own style sheet (wider fields than Qt's defaults), as create_application() sets it."""
+    from lesson7_studio.gui.app import stylesheet
+
+    old_sheet = qapp.styleSheet()
+    qapp.setStyleSheet(stylesheet())
+    yield
+    qapp.setStyleSheet(old_sheet)
+
+
+def _wheel(widget, dy: int = -120, to_child: bool = True):
+    """A wheel turn over the middle of ``widget``, delivered as Qt delivers it to the child
+    under the pointer (a spin box's line edit), or to ``widget`` itself (where a real, spontaneous
+    event the child ignores ends up; a sent one is not passed on). Returns whether it was taken."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    target = (widget.childAt(widget.rect().center()) if to_child else None) or widget
+    pos = QPointF(target.rect().center())
+    glob = QPointF(target.mapToGlobal(target.rect().center()))
+    ev = QWheelEvent(pos, glob, QPoint(0, 0), QPoint(0, dy), Qt.MouseButton.NoButton,
+                     Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(target, ev)
+    return ev.isAccepted()
+
+
+def test_old_photo_recipe_fits_the_column_at_1280x800(qtbot, app_style, panel):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QToolButton
+
+    panel.resize(1184, 740)  # the panel's share of a 1280x800 window (sidebar, menu, status bar)
+    panel.recipe_editor.set_preset("old-photo")
+    qtbot.wait(50)
+    scroll = panel.right_scroll
+    view_w = scroll.viewport().width()
+    assert scroll.widget().width() <= view_w
+    assert not scroll.horizontalScrollBar().isVisible()
+    ed = panel.recipe_editor
+    remove = [b for b in ed.step_editors()[0].findChildren(QToolButton) if b.text() == "\u2715"]
+    assert len(remove) == 1
+    for w in (ed.preset, ed.load_button, ed.save_button, remove[0], panel.build_button):
+        right = w.mapTo(scroll.viewport(), QPoint(w.width(), 0)).x()
+        assert right <= view_w, (w, right, view_w)
+
+
+def test_wheel_scrolls_the_recipe_column_not_the_field_under_it(qtbot, panel, wheel_guard):
+    from PySide6.QtWidgets import QSpinBox
+
+    panel.resize(1100, 420)  # short: the recipe column must scroll
+    panel.recipe_editor.set_preset("decrappify-x2")
+    qtbot.wait(50)
+    preset = panel.recipe_editor.preset.currentText()
+    size = panel.recipe_editor.step_editors()[1].form.field("size").widget
+    assert isinstance(size, QSpinBox) and not size.hasFocus()
+    bar = panel.right_scroll.verticalScrollBar()
+    assert bar.maximum() > 0
+    before_value, before_scroll = size.value(), bar.value()
+    assert _wheel(size)
+    assert size.value() == before_value  # the field under the pointer did not change ...
+    assert panel.recipe_editor.preset.currentText() == preset  # ... nor the preset to "(custom)"
+    assert bar.value() > before_scroll  # the column scrolled instead
+    combo = panel.recipe_editor.preset
+    _wheel(combo, dy=120)
+    assert combo.currentText() == preset
+    # a focused field still takes wheel steps; and the wheel alone never gives the focus
+    from PySide6.QtCore import Qt
+
+    assert size.focusPolicy() == Qt.FocusPolicy.StrongFocus
+    panel.window().activateWindow()
+    size.setFocus()
+    qtbot.waitUntil(size.hasFocus, timeout=5000)
+    _wheel(size, dy=120, to_child=False)
+    assert size.value() == before_value + 1
+
+
+def test_build_keeps_the_column_where_it_is_and_shows_the_progress(qtbot, panel, photo_folder, monkeypatch):
+    from PySide6.QtCore import QPoint, Qt
+
+    from lesson7_studio.core import datasets
+
+    def slow_build(src, dst, recipe, *, on_event=None, cancel=None, **kw):
+        for i in range(1000):
+            on_event(Progress(i, 1000, "crappify"))
+            cancel.check()
+            time.sleep(0.01)
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(datasets, "build_pairs", slow_build)
+    panel.resize(1100, 460)
+    panel.recipe_editor.set_preset("old-photo")
+    panel.set_folder(photo_folder)
+    qtbot.waitUntil(lambda: len(panel.photo_paths()) == 6, timeout=20000)
+    qtbot.waitExposed(panel)
+    scroll = panel.right_scroll
+    bar = scroll.verticalScrollBar()
+    scroll.ensureWidgetVisible(panel.build_button)
+    qtbot.wait(20)
+    at = bar.value()
+    assert at > 0
+    panel.window().activateWindow()
+    qtbot.mouseClick(panel.build_button, Qt.MouseButton.LeftButton)  # the click gives it the focus
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=10000)
+    qtbot.wait(50)
+    assert bar.value() >= at  # not back at the top
+    view_h = scroll.viewport().height()
+    for w in (panel.progress, panel.build_status):
+        top = w.mapTo(scroll.viewport(), QPoint(0, 0)).y()
+        assert 0 <= top and top + w.height() <= view_h, (w, top, view_h)
+    at = bar.value()
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.is_busy(), timeout=10000)
+    qtbot.wait(50)
+    assert bar.value() >= at - panel.progress.height() - 12  # only the hidden bar's room is given back
+
+
+def test_choosing_another_folder_clears_the_last_build_line(qtbot, panel, photo_folder, tmp_path):
+    from tests.gui.conftest import make_images
+
+    panel.set_folder(photo_folder)
+    panel.build_status.setText("Done: 28 train / 2 valid pairs, 0 skipped.")  # as a finished build leaves it
+    other = tmp_path / "other"
+    make_images(other, 2)
+    panel.set_folder(other)
+    assert panel.build_status.text() == ""

@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from lesson7_studio.gui import qtcompat  # noqa: E402,F401
 
 
 @pytest.fixture
@@ -235,3 +234,21 @@ def test_split_grid_with_fewer_rows_than_preview_samples():
     two_rows = grid_image([wide, wide])
     rows = split_grid(two_rows, n_rows=2)
     assert len(rows) == 2 and rows[1][2].shape == (24, 40, 3) and np.array_equal(rows[1][2], wide[2])
+
+
+def test_reload_lists_a_run_made_outside_the_app(qtbot, gan_ctx, tmp_path):
+    """Issue 14: Reload refreshes the run list (a run the CLI made appears without switching
+    panels) and keeps a run opened from outside the project."""
+    from PySide6.QtCore import Qt
+
+    outside = make_run(tmp_path / "elsewhere" / "wgan-outside", wgan=True)
+    p = _panel(qtbot, gan_ctx)
+    assert "No runs" in p.run_combo.currentText()
+    p.open_run(outside)
+    make_run(gan_ctx.project.runs_dir / "nogan-from-cli")  # as `lesson7-studio train` would
+    assert p.run_combo.findData(str(gan_ctx.project.runs_dir / "nogan-from-cli")) < 0
+    qtbot.mouseClick(p.reload_button, Qt.MouseButton.LeftButton)
+    assert p.run_combo.findData(str(gan_ctx.project.runs_dir / "nogan-from-cli")) >= 0
+    assert p.run_combo.currentData() == str(outside)  # the shown run stays
+    assert all("No runs" not in p.run_combo.itemText(i) for i in range(p.run_combo.count()))
+    assert len(p.samples()) == 2

@@ -37,7 +37,7 @@ def test_every_panel_builds_in_order(make_window):
 
     w = make_window()
     labels = [w.sidebar.item(i).text() for i in range(w.sidebar.count())]
-    assert labels == ["Data", "Model", "Train", "Compare", "Inspect", "Restore"]
+    assert labels == ["Data", "Model", "Train", "Compare", "Inspect", "Restore", "Lessons"]
     assert all(not w.sidebar.item(i).icon().isNull() for i in range(w.sidebar.count()))
     assert isinstance(w.panels["compare"], ComparePanel)
     assert isinstance(w.panels["inspect"], GanPanel)

@@ -41,8 +41,9 @@ def gan_critic(n_channels: int = 3, nf: int = 128, n_blocks: int = 3, p: float =
     description="fastai gan_critic: spectral-norm patch critic with self-attention (lesson 7's critic)",
     kind="critic",
     options=(
-        Option("n_channels", int, 3, "Input channels.", minimum=1),
-        Option("nf", int, 128, "Features of the first layer (doubled by each block).", minimum=8),
+        Option("n_channels", int, 3, "Input channels.", minimum=1, maximum=16),
+        Option("nf", int, 128, "Features of the first layer (doubled by each block).", minimum=8,
+               maximum=1024),
         Option("n_blocks", int, 3, "Downsampling blocks after the dense res_block.", minimum=1, maximum=6),
         Option("p", float, 0.15, "Dropout.", minimum=0.0, maximum=0.9),
     ),

@@ -12,9 +12,12 @@ outputs. The GUI's model panel, the CLI and checkpoints all use these names::
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -25,9 +28,23 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+# The most parameters a network may have (6 GB of float32 weights): every option is bounded on
+# its own, and this bounds their product (e.g. a critic's nf doubled by each of n_blocks).
+MAX_PARAMS = 1_500_000_000
+
+
+NO_LEGACY = object()  # Option.legacy when the option has been there since the first checkpoint
+
+
 @dataclass(frozen=True)
 class Option:
-    """One typed option of a model factory (what the GUI turns into a widget)."""
+    """One typed option of a model factory (what the GUI turns into a widget).
+
+    Every int and float option is bounded (``minimum`` and ``maximum``, or ``choices``), and so
+    is every element of a tuple option (which also has a fixed ``length``): :func:`register`
+    refuses an option without bounds, so a checkpoint's metadata can never ask for a network
+    of absurd size.
+    """
 
     name: str
     type: type  # int, float, bool, str, tuple
@@ -36,38 +53,89 @@ class Option:
     choices: tuple | None = None  # allowed values for str/int options
     minimum: float | None = None
     maximum: float | None = None
+    length: int | None = None  # tuple options: number of elements
+    # The value a checkpoint saved before this option existed was built with (its stored options
+    # lack the name); NO_LEGACY: such checkpoints take the default (see resolve_stored_options).
+    legacy: Any = NO_LEGACY
+
+    def _fail(self, model: str, what: str, value: Any) -> ModelError:
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return ModelError(f"Option '{self.name}' of model '{model}' must be {what}; got {shown}.")
+
+    def _bounded(self, model: str, value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self._fail(model, "a finite number", value)
+        if self.minimum is not None and value < self.minimum:
+            raise self._fail(model, f">= {self.minimum}", value)
+        if self.maximum is not None and value > self.maximum:
+            raise self._fail(model, f"<= {self.maximum}", value)
+        return value
+
+    def _number(self, model: str, value: Any, kind: type) -> Any:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, str)):
+            raise self._fail(model, kind.__name__, value)
+        try:
+            if isinstance(value, numbers.Integral):  # numpy integers too
+                value = int(value)
+            elif not isinstance(value, str):
+                value = float(value)
+            if kind is int:
+                if isinstance(value, str):
+                    value = float(value.strip()) if any(c in value for c in ".eE") else int(value.strip())
+                if isinstance(value, float):
+                    if not value.is_integer():
+                        raise ValueError(value)
+                    value = int(value)
+            else:
+                value = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise self._fail(model, kind.__name__, value) from None
+        return value
 
     def coerce(self, model: str, value: Any) -> Any:
-        try:
-            if self.type is bool and isinstance(value, str):
+        if self.type is bool:
+            if isinstance(value, str):
                 low = value.strip().lower()
                 if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                    raise ValueError(value)
+                    raise self._fail(model, "true or false", value)
                 value = low in ("1", "true", "yes", "on")
-            elif self.type is tuple:
-                if value is not None:
-                    if isinstance(value, str):
-                        value = tuple(float(v) for v in value.strip("()[] ").split(","))
-                    value = tuple(value)
-            elif value is not None and self.type is not type(None):
-                if self.type is int and isinstance(value, float) and not value.is_integer():
-                    raise ValueError(value)
-                value = self.type(value)
-        except (TypeError, ValueError):
-            raise ModelError(
-                f"Option '{self.name}' of model '{model}' must be {self.type.__name__}, got {value!r}."
-            ) from None
+            elif isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1)):
+                value = bool(value)
+            else:
+                raise self._fail(model, "true or false", value)
+        elif self.type is tuple:
+            if value is None:
+                return None
+            if isinstance(value, str):
+                try:
+                    value = tuple(float(v) for v in value.strip("()[] ").split(","))
+                except ValueError:
+                    raise self._fail(model, "numbers separated by commas", value) from None
+            if not isinstance(value, (list, tuple)):
+                raise self._fail(model, "a list of numbers", value)
+            if self.length is not None and len(value) != self.length:
+                raise self._fail(model, f"{self.length} numbers", value)
+            value = tuple(self._bounded(model, self._number(model, v, float)) for v in value)
+        elif self.type in (int, float):
+            value = self._bounded(model, self._number(model, value, self.type))
+        elif self.type is str:
+            if not isinstance(value, str):
+                raise self._fail(model, "text", value)
         if self.choices is not None and value not in self.choices:
-            raise ModelError(
-                f"Option '{self.name}' of model '{model}' must be one of "
-                f"{', '.join(map(repr, self.choices))}; got {value!r}."
-            )
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if self.minimum is not None and value < self.minimum:
-                raise ModelError(f"Option '{self.name}' of model '{model}' must be >= {self.minimum}; got {value}.")
-            if self.maximum is not None and value > self.maximum:
-                raise ModelError(f"Option '{self.name}' of model '{model}' must be <= {self.maximum}; got {value}.")
+            raise self._fail(model, f"one of {', '.join(map(repr, self.choices))}", value)
         return value
+
+    def check_bounded(self, model: str) -> None:
+        """RuntimeError unless this option's values are bounded (a programming error)."""
+        numeric = self.type in (int, float, tuple)
+        if numeric and self.choices is None and (self.minimum is None or self.maximum is None):
+            raise RuntimeError(f"option {self.name!r} of model {model!r} needs a minimum and a maximum")
+        if self.type is tuple and self.length is None:
+            raise RuntimeError(f"tuple option {self.name!r} of model {model!r} needs a length")
+        if self.type is str and self.choices is None:
+            raise RuntimeError(f"str option {self.name!r} of model {model!r} needs choices")
 
 
 @dataclass(frozen=True)
@@ -121,6 +189,8 @@ def register(
     def deco(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise RuntimeError(f"model {name!r} registered twice")
+        for o in options:
+            o.check_bounded(name)
         _REGISTRY[name] = Entry(name, description, kind, factory, tuple(options), facts)
         return factory
 
@@ -164,30 +234,66 @@ def resolve_options(name: str, **options: Any) -> dict[str, Any]:
     return out
 
 
+def with_legacy_options(name: str, stored: dict[str, Any]) -> dict[str, Any]:
+    """Options read from a checkpoint, plus the ``legacy`` value of each option added after it was
+    written (absent from ``stored``), so old files rebuild the network they were trained as."""
+    filled = dict(stored)
+    for o in entry(name).options:
+        if o.name not in filled and o.legacy is not NO_LEGACY:
+            filled[o.name] = o.legacy
+    return filled
+
+
+def resolve_stored_options(name: str, stored: dict[str, Any]) -> dict[str, Any]:
+    """:func:`resolve_options` for options read from a checkpoint (see :func:`with_legacy_options`)."""
+    return resolve_options(name, **with_legacy_options(name, stored))
+
+
 def create(name: str, **options: Any) -> nn.Module:
-    """Build the bare network ``name`` with ``options``."""
+    """Build the bare network ``name`` with ``options`` (ModelError past MAX_PARAMS parameters)."""
     e = entry(name)
     opts = resolve_options(name, **options)
+    _count_params(e, opts)  # on the meta device: refuses a net too big before allocating it
     return e.factory(**opts)
 
 
 _PARAMS_CACHE: dict[tuple[str, str], int] = {}
 
 
+def build_on_meta(name: str, opts: dict[str, Any]) -> nn.Module:
+    """``name`` built with resolved ``opts`` on the meta device: shapes only, no memory, no
+    weights (``pretrained`` is off). Every registered factory supports it (a test checks)."""
+    e = entry(name)
+    build_opts = {**opts, "pretrained": False} if "pretrained" in opts else opts
+    try:
+        with torch.device("meta"):
+            return e.factory(**build_opts)
+    except ModelError:
+        raise
+    except Exception as err:  # a factory bug, or options whose combination it rejects
+        raise ModelError(f"Model '{name}' cannot be built with options {short_options(opts)}: "
+                         f"{type(err).__name__}: {err}") from None
+
+
+def short_options(opts: dict[str, Any]) -> str:
+    """``opts`` as "k=v, ..." for a message, at most 200 characters."""
+    text = ", ".join(f"{k}={v!r}" for k, v in opts.items())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _count_params(e: Entry, opts: dict[str, Any]) -> int:
-    """Parameter count of ``e`` built with ``opts``, without weights: the net is built on the
-    meta device (no memory, no init cost), falling back to a real build if a factory cannot."""
+    """Parameter count of ``e`` built with ``opts``, from a build on the meta device (cached).
+    ModelError when it exceeds MAX_PARAMS."""
     key = (e.name, repr(sorted(opts.items())))
     if key not in _PARAMS_CACHE:
-        build_opts = {**opts, "pretrained": False} if "pretrained" in opts else opts  # never needs weights
-        try:
-            with torch.device("meta"):
-                model = e.factory(**build_opts)
-        except ModelError:
-            raise
-        except Exception:
-            model = e.factory(**build_opts)
-        _PARAMS_CACHE[key] = sum(p.numel() for p in model.parameters())
+        model = build_on_meta(e.name, opts)
+        n = sum(p.numel() for p in model.parameters())
+        if n > MAX_PARAMS:
+            raise ModelError(
+                f"Model '{e.name}' with options {short_options(opts)} would have {n / 1e6:,.0f} M parameters "
+                f"({n * 4 / 1e9:,.1f} GB); the most allowed is {MAX_PARAMS / 1e6:,.0f} M.",
+                hint="Choose smaller options (fewer features or blocks).")
+        _PARAMS_CACHE[key] = n
     return _PARAMS_CACHE[key]
 
 
@@ -226,9 +332,15 @@ class Restorer(nn.Module):
     It resizes the input by ``scale / model_scale`` (bicubic; the lesson's U-Nets restore at
     the input's size, so they get the upsampled image), normalises with the model's mean/std,
     runs the network and maps the output back to [0,1]. Training, restoring, evaluation and
-    ONNX export all go through it. Outputs are clamped to [0,1] in eval mode only. Inputs must
-    already be padded so that the resized size is a multiple of ``info.size_multiple``.
+    ONNX export all go through it. Outputs are clamped to [0,1] in eval mode only (and not while
+    the training loop validates: ``clamp_eval``). Inputs must already be padded so that the
+    resized size is a multiple of ``info.size_multiple``.
     """
+
+    # The training loop's validation sets this False, so valid_loss scores the same unclamped
+    # output the training loss does (a network whose raw output left [0,1] would otherwise look
+    # fine in validation while its training loss soared).
+    clamp_eval: bool = True
 
     def __init__(self, net: nn.Module, info: ModelInfo) -> None:
         super().__init__()
@@ -252,7 +364,7 @@ class Restorer(nn.Module):
         y = self.net(x)
         if self.mean is not None:
             y = y * self.std.to(y.dtype) + self.mean.to(y.dtype)
-        if not self.training:
+        if not self.training and self.clamp_eval:
             y = y.clamp(0, 1)
         return y
 

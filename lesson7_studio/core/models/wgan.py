@@ -68,7 +68,7 @@ def basic_critic(in_size: int, n_channels: int, n_features: int = 64, n_extra_la
 
 _COMMON = (
     Option("in_size", int, 64, "Image size (square, power of two).", choices=(16, 32, 64, 128, 256)),
-    Option("n_channels", int, 3, "Image channels.", minimum=1),
+    Option("n_channels", int, 3, "Image channels.", minimum=1, maximum=16),
 )
 
 
@@ -77,9 +77,9 @@ _COMMON = (
     description="fastai basic_generator: DCGAN generator, noise -> 64x64 image (lesson 7's WGAN)",
     kind="generator",
     options=_COMMON + (
-        Option("noise_sz", int, 100, "Length of the noise vector.", minimum=1),
-        Option("n_features", int, 64, "Features of the last hidden layer.", minimum=4),
-        Option("n_extra_layers", int, 1, "Extra 3x3 layers at the last resolution.", minimum=0),
+        Option("noise_sz", int, 100, "Length of the noise vector.", minimum=1, maximum=4096),
+        Option("n_features", int, 64, "Features of the last hidden layer.", minimum=4, maximum=1024),
+        Option("n_extra_layers", int, 1, "Extra 3x3 layers at the last resolution.", minimum=0, maximum=16),
     ),
     facts=lambda o: dict(in_channels=o["noise_sz"], out_channels=o["n_channels"]),
 )
@@ -92,8 +92,8 @@ def _generator(in_size: int, n_channels: int, noise_sz: int, n_features: int, n_
     description="fastai basic_critic: DCGAN critic, 64x64 image -> score (lesson 7's WGAN)",
     kind="critic",
     options=_COMMON + (
-        Option("n_features", int, 64, "Features of the first layer.", minimum=4),
-        Option("n_extra_layers", int, 1, "Extra 3x3 layers at the first resolution.", minimum=0),
+        Option("n_features", int, 64, "Features of the first layer.", minimum=4, maximum=1024),
+        Option("n_extra_layers", int, 1, "Extra 3x3 layers at the first resolution.", minimum=0, maximum=16),
     ),
     facts=lambda o: dict(in_channels=o["n_channels"], out_channels=1, size_multiple=o["in_size"]),
 )

@@ -124,15 +124,15 @@ class Recorder(Callback):
         pass
 
     def _valid_metrics(self) -> dict[str, float]:
-        if not self._sums:
+        # every rank takes part (one with an empty validation shard too): sums over exactly the
+        # validation items, each counted once, as a single process would count them
+        if not self._sums and not dist_.current().enabled:
             return {}
-        keys = sorted(self._sums)
-        vec = torch.stack([self._sums[k].float().cpu() for k in keys] + [torch.tensor(float(self._count))])
-        vec = dist_.all_reduce_sum(vec)
-        count = float(vec[-1]) or 1.0
-        out = {k: float(vec[i]) / count for i, k in enumerate(keys)}
+        sums, count = dist_.reduce_sums(self._sums, self._count)
         self._sums, self._count = {}, 0
-        return out
+        if not sums:
+            return {}
+        return {k: sums[k] / (count or 1.0) for k in sorted(sums)}
 
     def after_epoch(self) -> None:
         learn = self.learn
@@ -142,6 +142,8 @@ class Recorder(Callback):
             extra = getattr(cb, "epoch_metrics", None)
             if extra is not None:
                 metrics.update(extra())
+        # a figure that was not computed (no batch of that kind yet) is left out, never NaN
+        metrics = {k: float(v) for k, v in metrics.items() if not math.isnan(float(v))}
         seconds = time.perf_counter() - self._t0
         row = {"stage": learn.stage, "epoch": learn.epoch, "step": learn.step, **metrics,
                "lr": learn.lr, "seconds": round(seconds, 3)}
@@ -314,6 +316,9 @@ class EarlyStopping(Callback):
 class BudgetCallback(Callback):
     """Stop the fit (resumably) after ``max_seconds`` of this session or at global step ``max_steps``.
 
+    A budget that runs out on an epoch's last batch lets the epoch end first (validation, its
+    metrics row, previews, checkpoint), and one that runs out on the fit's very last batch stops
+    nothing: the stage simply ends, so ``--max-steps`` equal to the run's total finishes the run.
     Under DDP the decision is taken on rank 0 and shared, so every rank stops on the same batch.
     """
 
@@ -325,11 +330,13 @@ class BudgetCallback(Callback):
         self.max_steps = max_steps
         self.started = started if started is not None else time.perf_counter()
         self.step_offset = step_offset
+        self._stop_after_epoch = False
 
-    def after_batch(self) -> None:
+    def before_fit(self) -> None:
+        self._stop_after_epoch = False
+
+    def _spent(self) -> bool:
         learn = self.learn
-        if not learn.training:
-            return
         stop = False
         if self.max_seconds is not None and time.perf_counter() - self.started >= self.max_seconds:
             stop = True
@@ -339,6 +346,25 @@ class BudgetCallback(Callback):
         if dist_.current().enabled and self.max_seconds is not None:
             flag = dist_.all_reduce_sum(torch.tensor([1.0 if stop and dist_.current().is_main else 0.0]))
             stop = bool(flag.item() > 0) or (self.max_steps is not None and total >= self.max_steps)
-        if stop:
-            learn.emit(Log("Training budget reached; stopping after this batch (resumable)."))
-            raise CancelFitException("budget")
+        return stop
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        if not learn.training or self._stop_after_epoch:
+            return
+        if not self._spent():
+            return
+        if learn.iter + 1 >= learn.n_iter:  # the epoch's last batch: end the epoch first
+            self._stop_after_epoch = True
+            return
+        learn.emit(Log("Training budget reached; stopping after this batch (resumable)."))
+        raise CancelFitException("budget")
+
+    def after_epoch(self) -> None:
+        if not self._stop_after_epoch:
+            return
+        self._stop_after_epoch = False
+        if self.learn.epoch + 1 >= self.learn.n_epoch:  # the fit ends here anyway: nothing to stop
+            return
+        self.learn.emit(Log("Training budget reached at the end of an epoch; stopping (resumable)."))
+        raise CancelFitException("budget")

@@ -7,6 +7,13 @@ the two trains next. Two losses come with it: the lesson's (generator =
 ``w_adv * BCE(critic(fake), real) + w_pix * pixel(fake, target)``, critic = mean of the BCE on
 real and fake patch maps) and Wasserstein (generator = mean critic score on fakes, critic =
 mean(real) - mean(fake), with weight clipping).
+
+Units of the pixel term. The lesson's generator saw ImageNet-normalised tensors, so its
+``MSELossFlat`` was on ``(x - mean) / std``: about 1/std^2 = 19.6 times the MSE of the same
+images in [0, 1], which is what our Restorers output. ``GANLoss(pixel_std=IMAGENET_STD)``
+computes a pixel-wise term (MSE, L1) on ``x / std`` per channel (the mean cancels in a
+difference), so ``weights=(1, 50)`` strike the lesson's balance between the adversarial and
+the pixel term. A feature loss normalises its input itself and is used as is.
 """
 
 from __future__ import annotations
@@ -48,13 +55,16 @@ class GANLoss(nn.Module):
     """
 
     def __init__(self, pixel_loss: Optional[Callable] = None, *, kind: str = "bce",
-                 weights: Sequence[float] = (1.0, 50.0)) -> None:
+                 weights: Sequence[float] = (1.0, 50.0), pixel_std: Optional[Sequence[float]] = None) -> None:
         super().__init__()
         if kind not in ("bce", "wasserstein"):
             raise ValueError(f"GAN loss kind must be bce or wasserstein, not {kind!r}")
         self.kind = kind
         self.pixel_loss = pixel_loss
         self.weights = (float(weights[0]), float(weights[1]))
+        # per-channel 1/std: the pixel term on (x / std), the lesson's normalised units (see above)
+        inv = None if pixel_std is None else 1.0 / torch.tensor([float(v) for v in pixel_std]).view(1, -1, 1, 1)
+        self.register_buffer("pixel_inv_std", inv, persistent=False)
         self.adaptive = AdaptiveLoss(nn.BCEWithLogitsLoss())
         self.components: dict[str, torch.Tensor] = {}
 
@@ -68,7 +78,11 @@ class GANLoss(nn.Module):
         loss = self.weights[0] * adv
         comps = {"adv": adv.detach()}
         if self.pixel_loss is not None and target is not None and self.weights[1]:
-            pix = self.pixel_loss(output.float(), target.float())
+            out, tgt = output.float(), target.float()
+            if self.pixel_inv_std is not None:
+                inv = self.pixel_inv_std.to(out.device)
+                out, tgt = out * inv, tgt * inv
+            pix = self.pixel_loss(out, tgt)
             loss = loss + self.weights[1] * pix
             comps["content"] = pix.detach()
         self.components = comps
@@ -261,7 +275,13 @@ class GANTrainer(Callback):
         (self.gen_loss if self.learn.gen_mode else self.crit_loss).add(float(self.learn.loss))
 
     def epoch_metrics(self) -> dict[str, float]:
-        return {"gen_loss": self.gen_loss.value, "crit_loss": self.crit_loss.value}
+        """The smoothed losses of the networks that have trained (one that has not is left out)."""
+        out = {}
+        if self.gen_loss.count:
+            out["gen_loss"] = self.gen_loss.value
+        if self.crit_loss.count:
+            out["crit_loss"] = self.crit_loss.value
+        return out
 
 
 class FixedGANSwitcher(Callback):

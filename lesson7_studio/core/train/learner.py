@@ -145,6 +145,19 @@ def unwrap(model: nn.Module) -> nn.Module:
     return m
 
 
+@contextlib.contextmanager
+def _unclamped(model: nn.Module):
+    """A Restorer's eval-mode clamp off: validation scores the output training optimizes."""
+    clamps = getattr(model, "clamp_eval", None)
+    if clamps:
+        model.clamp_eval = False
+    try:
+        yield
+    finally:
+        if clamps:
+            model.clamp_eval = True
+
+
 def layer_groups_of(model: nn.Module) -> list[list[nn.Parameter]]:
     """Parameter groups for discriminative learning rates: ``net.layer_groups()`` when present.
 
@@ -344,14 +357,14 @@ class Learner:
     # -- model / optimizer --------------------------------------------------------------------
     @property
     def fwd_model(self) -> nn.Module:
-        """The module to call in the loop (the DDP wrapper under torchrun)."""
-        return self.ddp_model if self.ddp_model is not None else self.model
+        """The module to call in the loop: the DDP wrapper under torchrun while training; the model
+        itself for validation, whose shards differ in length between ranks (no collectives)."""
+        return self.ddp_model if self.ddp_model is not None and self.training else self.model
 
     def _wrap_ddp(self) -> None:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+        from .distributed import wrap_ddp
 
-        ids = [self.device.index or 0] if self.device.type == "cuda" else None
-        self.ddp_model = DDP(self.model, device_ids=ids, find_unused_parameters=False)
+        self.ddp_model = wrap_ddp(self.model, self.device)
 
     def create_opt(self) -> torch.optim.Optimizer:
         self.opt = make_optimizer(
@@ -445,7 +458,8 @@ class Learner:
         self._backward()
         self("after_backward")
         self._with_events(self._do_step, "step", CancelBatchException)
-        self.opt.zero_grad(set_to_none=True)
+        # under DDP the gradients are views of its buckets: zeroed in place (distributed.wrap_ddp)
+        self.opt.zero_grad(set_to_none=self.ddp_model is None)
         self.step += 1
         self.batches_done = self.iter + 1
 
@@ -518,7 +532,7 @@ class Learner:
     def _do_epoch_validate(self) -> None:
         if self.valid_dl is None:
             raise CancelValidException()
-        with torch.no_grad():
+        with torch.no_grad(), _unclamped(unwrap(self.model)):
             self.n_iter = len(self.valid_dl)  # type: ignore[arg-type]
             for i, b in enumerate(self.valid_dl):
                 if self.cancel is not None:
@@ -534,6 +548,10 @@ class Learner:
         self._with_events(self._do_epoch_train, "train", CancelTrainException)
         self.training = False
         self.fwd_model.eval()
+        if self.ddp_model is not None:  # validation runs on the model itself: rank 0's buffers
+            from .distributed import broadcast_buffers
+
+            broadcast_buffers(self.model)
         self._with_events(self._do_epoch_validate, "validate", CancelValidException)
         self.epoch_done = True
 

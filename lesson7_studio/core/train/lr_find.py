@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import TrainingError
-from ..events import CancelToken, EventCallback, Log, Progress, emit
+from ..events import CancelToken, EventCallback, LRFindPoint, Log, Progress, emit, format_lr
 from .callbacks import SmoothLoss, save_png
 from .learner import Callback, CancelFitException, CancelValidException, Learner
 from .schedule import sched_exp
@@ -33,6 +33,8 @@ class LRFindResult:
     steep: float
     plot: Optional[Path] = None
     extras: dict = field(default_factory=dict)
+    # how ``suggestion`` was picked, in words a front end can show next to it
+    rule: str = "valley: halfway along the longest stretch where the smoothed loss keeps falling (fastai's default)"
 
 
 class LRFinder(Callback):
@@ -66,7 +68,8 @@ class LRFinder(Callback):
             raise CancelFitException("diverged")
         self.lrs.append(self._lr)
         self.losses.append(sm)
-        self.learn.emit(Progress(done=self.n, total=self.num_it, message=f"lr {self._lr:.2e} loss {sm:.4f}",
+        self.learn.emit(LRFindPoint(lr=self._lr, loss=sm, done=self.n, total=self.num_it))
+        self.learn.emit(Progress(done=self.n, total=self.num_it, message=f"lr {format_lr(self._lr)} loss {sm:.4f}",
                                  stage="lr-find"))
         self.best = min(self.best, sm)
         if self.stop_div and sm > 4 * self.best:
@@ -192,6 +195,9 @@ def lr_find(config, *, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int
     stage = next((s for s in config.stages if s.kind == "restore"), None)
     if stage is None:
         raise TrainingError(f"Recipe '{config.recipe}' has no generator stage to find a learning rate for.")
+    from .run import seed_everything
+
+    seed_everything(config.seed)  # the model's initial weights, crops and order: same seed, same curve
     run = _Run(config, on_event, cancel, resume=False)
     run.check_data()
     run.build_models(load_pretrained=True)

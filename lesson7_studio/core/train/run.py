@@ -38,8 +38,9 @@ import torch
 from torch import nn
 
 from ..errors import Cancelled, DatasetError, TrainingError
+from ..files import remove_stale_parts
 from ..images import atomic_write
-from ..events import CancelToken, EventCallback, Finished, Log, StageStart, emit
+from ..events import CancelToken, EventCallback, Finished, Log, RunProgress, StageStart, emit
 from . import distributed as dist_
 from .callbacks import BudgetCallback, CheckpointCallback, EarlyStopping, PreviewCallback, Recorder
 from .learner import Callback, Learner, resolve_device
@@ -237,12 +238,18 @@ def check_crop_size(size: int, scale: int, info: Any, stage: str = "") -> None:
 
 
 class _Limit(torch.utils.data.Sampler):
-    """At most ``n`` indices from ``base`` (its set_epoch / skip pass through)."""
+    """``n`` indices per epoch from ``base`` (its set_epoch / skip pass through): its first ``n``
+    when it holds more; with ``repeat`` and fewer, its orders for successive passes laid end to
+    end, so an epoch of a small dataset is still ``n`` items (new random crops and flips each pass)."""
 
-    def __init__(self, base, n: int) -> None:
-        self.base, self.n = base, n
+    _PASS = 100_003  # pass r of epoch e uses the base's order of epoch e + r * _PASS
+
+    def __init__(self, base, n: int, repeat: bool = False) -> None:
+        self.base, self.n, self.repeat = base, n, repeat
+        self.epoch = 0
 
     def set_epoch(self, e: int) -> None:
+        self.epoch = int(e)
         self.base.set_epoch(e)
 
     def skip(self, k: int) -> None:
@@ -252,11 +259,19 @@ class _Limit(torch.utils.data.Sampler):
     def __iter__(self):
         k = getattr(self, "_skip", 0)
         self._skip = 0
-        idx = list(iter(self.base))[: self.n]
+        idx = list(iter(self.base))
+        if self.repeat and 0 < len(idx) < self.n:
+            r = 1
+            while len(idx) < self.n:
+                self.base.set_epoch(self.epoch + r * self._PASS)
+                idx += list(iter(self.base))
+                r += 1
+            self.base.set_epoch(self.epoch)
+        idx = idx[: self.n]
         return iter(idx[k:])
 
     def __len__(self) -> int:
-        return min(self.n, len(self.base))
+        return self.n if self.repeat and len(self.base) > 0 else min(self.n, len(self.base))
 
 
 def make_loader(ds, batch_size: int, *, train: bool, seed: int, workers: Optional[int], limit_batches: Optional[int],
@@ -264,8 +279,8 @@ def make_loader(ds, batch_size: int, *, train: bool, seed: int, workers: Optiona
     """A DataLoader over ``ds`` with a ResumableSampler (sharded under DDP)."""
     sampler: Any = dist_.ResumableSampler(len(ds), shuffle=train, seed=seed, rank=dinfo.rank,
                                           world_size=dinfo.world_size, drop_last=False)
-    if limit_batches:
-        sampler = _Limit(sampler, limit_batches * batch_size)
+    if limit_batches:  # training: exactly that many batches an epoch (a small dataset repeats)
+        sampler = _Limit(sampler, limit_batches * batch_size, repeat=train)
     n_workers = int(workers or 0)
     return torch.utils.data.DataLoader(
         ds, batch_size=batch_size, sampler=sampler, num_workers=n_workers, drop_last=train,
@@ -326,10 +341,11 @@ class CriticDataset(torch.utils.data.Dataset):
 # models and weights on disk
 
 
-def _save_weights(path: Path, module: nn.Module, name: str, options: dict, info: Optional[dict]) -> Path:
+def _save_weights(path: Path, module: nn.Module, name: str, options: dict, info: Optional[dict],
+                  half: bool = False) -> Path:
     from .. import checkpoint
 
-    return checkpoint.save_model(path, module, name, options, info=info)
+    return checkpoint.save_model(path, module, name, options, info=info, half=half)
 
 
 def _load_weights(path: Path, module: nn.Module) -> None:
@@ -370,8 +386,8 @@ def _options_for(arch: str, cfg: TrainConfig, scale: int, *, pretrained: bool) -
     opts = dict(cfg.arch_options)
     if "scale" in names:
         opts["scale"] = scale
-    if "pretrained" in names:
-        opts["pretrained"] = bool(pretrained and cfg.pretrained)
+    if "pretrained" in names:  # arch_options "pretrained": False = a random encoder next to an ImageNet VGG loss
+        opts["pretrained"] = bool(pretrained and cfg.pretrained and opts.get("pretrained", True))
     if "in_size" in names:
         opts.setdefault("in_size", cfg.size)
     if "noise_sz" in names:
@@ -404,7 +420,9 @@ class _Run:
         if self.dinfo.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dinfo.local_rank)
         self.main = self.dinfo.is_main
-        self.on_event = on_event if self.main else None
+        # every event passes through the overall-progress tracker (total steps, ETA)
+        self.progress = RunProgress(on_event if self.main else None, cancel)
+        self.on_event = self.progress if self.main and on_event is not None else None
         self.folder = RunFolder(Path(cfg.out), writer=self.main)
         self.data = Path(cfg.data) if cfg.data else None
         self.global_step = 0
@@ -440,9 +458,10 @@ class _Run:
             if not (self.data / "dataset.json").exists():
                 raise DatasetError(
                     f"{self.data} is not a paired dataset (no dataset.json).",
-                    hint="Build one with `lesson7-studio crappify SRC --out DATASET`.")
+                    hint="Build one with `lesson7-studio crappify SRC DATASET`.")
             self.dataset_meta = read_dataset_json(self.data)
             self.scale = dataset_scale(self.data)
+            self._check_sizes_fit_images()
             n_train = len(self.dataset_meta.get("train", []))
             for s in cfg.stages:
                 bs = s.batch_size or cfg.batch_size
@@ -452,6 +471,24 @@ class _Run:
                         f"Stage '{s.name}': {n} training items is fewer than one batch of {bs}"
                         + (f" per process ({self.dinfo.world_size} processes)" if self.dinfo.enabled else "") + ".",
                         hint="Lower --batch-size or add images to the dataset.")
+
+    def _check_sizes_fit_images(self) -> None:
+        """TrainingError, before anything is allocated, when a stage's HR crop is larger than
+        every image of the dataset (the crops would be mirror padding, and take its memory)."""
+        items = self.dataset_meta.get("items") or {}
+        sides = [max(int(v) for v in it["hr_size"]) for it in items.values()
+                 if isinstance(it, dict) and isinstance(it.get("hr_size"), list) and it["hr_size"]]
+        if not sides:
+            return
+        largest = max(sides)
+        for s in self.cfg.stages:
+            size = s.size or self.cfg.size
+            if s.kind in ("restore", "critic", "gan") and size > largest:
+                where = f" (stage '{s.name}')" if s.size else ""
+                raise TrainingError(
+                    f"Crop size {size} px{where} is larger than every image of {self.data}: its largest HR "
+                    f"image is {largest} px on its longest side.",
+                    hint=f"Use --size {largest} or less.")
 
     def build_models(self, load_pretrained: bool) -> None:
         from .. import models
@@ -493,7 +530,10 @@ class _Run:
                 f"{path} restores at scale {meta.get('scale')} but dataset {self.data} has scale {self.scale}.",
                 hint="Fine-tune on a dataset built with a recipe of the same scale.")
         self.cfg.arch = meta["name"]
-        self.cfg.arch_options = {k: v for k, v in meta.get("options", {}).items() if k not in ("scale", "pretrained")}
+        from ..models.registry import with_legacy_options  # options added since: the file's values
+
+        stored = with_legacy_options(meta["name"], meta.get("options", {}))
+        self.cfg.arch_options = {k: v for k, v in stored.items() if k not in ("scale", "pretrained")}
 
     def build_losses(self) -> None:
         """Construct every loss the stages need now, so missing weights fail before training."""
@@ -581,10 +621,13 @@ class _Run:
         _atomic_torch_save(state, base.with_suffix(".state.pt"))
         _atomic_bytes(self.folder.ckpt / "last.json", json.dumps({"name": name, "step": int(learn.step)}).encode())
         self._prune(name)
+        if self.cfg.snapshots and self.gen is not None and stage.kind in ("restore", "gan", "wgan"):
+            self._snapshot(name, stage.name)
         self._last_saved = (learn.step, base.with_suffix(".safetensors"))
         return base.with_suffix(".safetensors")
 
     def _prune(self, newest: str) -> None:
+        """Keep the newest ``keep_checkpoints`` full resumable states (weights + optimizers)."""
         ck = self.folder.ckpt
         names = sorted({p.name.split(".")[0] for p in ck.glob("*-s*.state.pt")},
                        key=lambda n: int(n.rsplit("-s", 1)[1]))
@@ -594,6 +637,17 @@ class _Run:
                 continue
             for p in ck.glob(f"{n}.*"):
                 p.unlink(missing_ok=True)
+
+    def _snapshot(self, name: str, stage: str) -> None:
+        """A weights-only, half-precision copy of the generator in checkpoints/snapshots/, the newest
+        ``snapshots`` kept: for picking the best moment of a GAN phase (DeOldify's practice)."""
+        folder = self.folder.ckpt / "snapshots"
+        folder.mkdir(exist_ok=True)
+        _save_weights(folder / f"{name}.safetensors", self.gen, self.gen_name, self.gen_opts,
+                      self._info({"stage": stage, "snapshot": True}), half=True)
+        old = sorted(folder.glob("*-s*.safetensors"), key=lambda p: int(p.stem.rsplit("-s", 1)[1]))
+        for p in old[: -int(self.cfg.snapshots)]:
+            p.unlink(missing_ok=True)
 
     def load_last(self) -> bool:
         last = self.folder.ckpt / "last.json"
@@ -606,12 +660,13 @@ class _Run:
         except (OSError, json.JSONDecodeError, KeyError) as err:
             raise CheckpointError(f"{last} is damaged: {err}") from None
         state_path = self.folder.ckpt / f"{name}.state.pt"
-        try:
-            self.state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise CheckpointError(f"Cannot read resume state {state_path}: {err}") from None
-        if self.state.get("format") != STATE_FORMAT:
-            raise CheckpointError(f"{state_path} has an unknown format {self.state.get('format')}.")
+        from ..checkpoint import safe_torch_load
+
+        self.state = safe_torch_load(state_path, "resume state",
+                                     hint="Delete that checkpoint (or the run folder) and train again.")
+        if not isinstance(self.state, dict) or self.state.get("format") != STATE_FORMAT:
+            fmt = self.state.get("format") if isinstance(self.state, dict) else type(self.state).__name__
+            raise CheckpointError(f"{state_path} has an unknown format {fmt!r}.")
         gen_path = self.folder.ckpt / f"{name}.safetensors"
         if gen_path.exists():
             _load_weights(gen_path, self.gen)
@@ -623,6 +678,47 @@ class _Run:
         self.stage_status = dict(self.state.get("stage_status", {}))
         self.elapsed_before = float(self.state.get("elapsed", 0.0))
         return True
+
+    # -- overall progress ------------------------------------------------------------------------
+    def _stage_batches(self, stage: StageConfig) -> int:
+        """Training batches per epoch of ``stage``, from the loader the stage will use."""
+        from .. import datasets
+
+        cfg = self.cfg
+        if stage.kind == "wgan":
+            root = self.data / "hr" if (self.data / "hr").is_dir() else self.data
+            n = len(datasets.ImageFolderDataset(root, size=cfg.size))
+        else:
+            size = stage.size or (self._critic_size() if stage.kind == "critic" else cfg.size)
+            n = len(_paired(self.data, "train", size, cfg.augment, cfg.seed)) * (2 if stage.kind == "critic" else 1)
+        tdl, _ = self._loaders(stage, range(n), None)
+        return len(tdl)
+
+    def plan_steps(self) -> list[int]:
+        """Optimizer steps of each stage (0 for save-preds), before the ``max_steps`` cap."""
+        plan = []
+        for s in self.cfg.stages:
+            try:
+                plan.append(s.epochs * self._stage_batches(s) if s.trains else 0)
+            except (TrainingError, DatasetError, OSError):  # that stage will fail with its own message
+                plan.append(0)
+        return plan
+
+    def _set_plan(self, plan: list[int]) -> None:
+        self._plan = list(plan)
+        self.progress.set_plan(_cap_plan(self._plan, self.cfg.max_steps))
+
+    def _update_plan(self, i: int, learn: Learner, seg_end: int) -> None:
+        """The stage's real loader length replaces the estimate."""
+        plan = getattr(self, "_plan", None)
+        if not plan or i >= len(plan):
+            return
+        try:
+            n = len(learn.train_dl)  # type: ignore[arg-type]
+        except TypeError:
+            return
+        plan[i] = seg_end * n
+        self._set_plan(plan)
 
     # -- stage plumbing --------------------------------------------------------------------------
     def _position(self, i: int, stage: StageConfig) -> tuple[int, int, tuple[int, int]] | None:
@@ -661,13 +757,13 @@ class _Run:
     def _restore_state_into(self, learn: Learner, i: int) -> None:
         pending = getattr(self, "_pending_gen_opt", None)
         if pending is not None and learn.opt is not None and learn.opt is self.gen_opt:
-            learn.opt.load_state_dict(pending)
+            _load_opt_state(learn.opt, pending, learn.model)
             self._pending_gen_opt = None
         st = self.state
         if st is None or st["stage_index"] != i:
             return
         if st.get("opt") is not None and learn.opt is not None:
-            learn.opt.load_state_dict(st["opt"])
+            _load_opt_state(learn.opt, st["opt"], learn.model)
         if st.get("crit_opt") is not None and getattr(learn, "crit_opt", None) is not None:
             learn.crit_opt.load_state_dict(st["crit_opt"])
         if st.get("scaler") is not None and learn.precision.scaler is not None:
@@ -758,6 +854,7 @@ class _Run:
         start_epoch, skip, (seg_start, seg_end) = pos
         learn.step = self.global_step
         self._learn = learn
+        self._update_plan(i, learn, seg_end)
         if learn.opt is None:
             learn.create_opt()  # before restoring: the optimizer state must have somewhere to go
         self._restore_state_into(learn, i)
@@ -845,7 +942,11 @@ class _Run:
         valid_ds = _paired_valid(self.data, size, cfg.seed)
         tdl, vdl = self._loaders(stage, train_ds, valid_ds)
         gan = GANModule(self.gen, self.critic)
-        loss = GANLoss(self.losses[stage.name], kind="bce", weights=cfg.gan_weights)
+        from ..models.registry import IMAGENET_STD
+
+        # the pixel term in the lesson's (ImageNet-normalised) units, so gan_weights mean what they did there
+        loss = GANLoss(self.losses[stage.name], kind="bce", weights=cfg.gan_weights,
+                       pixel_std=IMAGENET_STD if cfg.gan_pixel_loss in ("mse", "l1") else None)
         previews = None
         if self.main and cfg.preview_samples:
             previews = PreviewCallback(self._preview_samples(size), self.folder.samples, critic=lambda: self.critic)
@@ -901,6 +1002,14 @@ class _Run:
         return _save_weights(self.folder.model_path, self.gen, self.gen_name, self.gen_opts,
                              self._info({"summary": summary}))
 
+    def _budget_spent(self) -> bool:
+        """Before a stage with work left: the budget is used up, so the run stops here (resumable)."""
+        if not _budget_spent_at(self.cfg, self.global_step, time.perf_counter() - self.t_start):
+            return False
+        self.stopped = "budget"
+        self.emit(Log("Training budget reached at a stage boundary; stopping (resumable)."))
+        return True
+
     def run(self) -> RunResult:
         cfg = self.cfg
         cfg.validate()
@@ -923,6 +1032,11 @@ class _Run:
             _atomic_bytes(self.folder.config_path, cfg.to_json().encode("utf-8"))
         dist_.barrier()
         if resuming:
+            if self.main:  # temp files of a write that was killed (kill -9 during a checkpoint)
+                stale = remove_stale_parts(self.folder.ckpt) + remove_stale_parts(self.folder.root)
+                if stale:
+                    self.emit(Log(f"Removed {len(stale)} unfinished file(s) left by an interrupted write "
+                                  f"({', '.join(p.name for p in stale[:3])}{', ...' if len(stale) > 3 else ''})."))
             self.folder.load_rows()
             if self.load_last():
                 st = self.state
@@ -940,12 +1054,16 @@ class _Run:
                          f"epoch {st['epoch'] + 1}" + (f", batch {st['batches'] + 1}" if st["batches"] else ""))
                 self.emit(Log(f"Resuming {self.folder.root}: stage '{st['stage']}' at {where} (step {st['step']})."))
         total = len(cfg.stages)
+        if self.main:
+            self._set_plan(self.plan_steps())
         for i, stage in enumerate(cfg.stages):
             if self.stopped:
                 break
             if stage.kind == "save-preds":
                 if self.stage_status.get(stage.name) == "done":
                     continue
+                if self._budget_spent():
+                    break
                 self.emit(StageStart(name=stage.name, index=i, total=total, epochs=0))
                 self._restore_boundary(i)
                 self.run_save_preds(i, stage)
@@ -953,6 +1071,8 @@ class _Run:
             pos = self._position(i, stage)
             if pos is None:
                 continue
+            if self._budget_spent():
+                break
             self.emit(StageStart(name=stage.name, index=i, total=total, epochs=stage.epochs))
             runner = {"restore": self.run_restore, "critic": self.run_critic, "gan": self.run_gan,
                       "wgan": self.run_wgan}[stage.kind]
@@ -970,6 +1090,50 @@ class _Run:
                                     "finished": finished, "stopped": self.stopped, "steps": self.global_step,
                                     "metrics": dict(self.last_metrics)}))
         return result
+
+
+def _load_opt_state(opt: torch.optim.Optimizer, saved: dict, model: nn.Module) -> None:
+    """``opt.load_state_dict(saved)``; a state saved when the model had one layer group (unet-lite
+    before its three) is regrouped: same parameters, its (decay, no-decay) order mapped to ours."""
+    try:
+        opt.load_state_dict(saved)
+        return
+    except ValueError:
+        groups = saved.get("param_groups", [])
+        if not groups or any(g.get("layer_group", 0) != 0 for g in groups):
+            raise
+    ours = [p for g in opt.param_groups for p in g["params"]]
+    decays = {id(p) for g in opt.param_groups if g["weight_decay"] for p in g["params"]}
+    mine = {id(p) for p in ours}
+    order = [p for p in model.parameters() if id(p) in mine]  # the one layer group's order
+    old = [p for p in order if id(p) in decays] + [p for p in order if id(p) not in decays]
+    sizes = [len(g["params"]) for g in groups]
+    if sum(sizes) != len(ours) or len(old) != len(ours) or (len(groups) == 2 and sizes[0] != len(decays)):
+        raise TrainingError("The saved optimizer state does not fit this model's parameters; "
+                            "start the run again rather than resume it.")
+    index = {id(p): j for j, p in enumerate(ours)}
+    flat = [k for g in groups for k in g["params"]]
+    state = {index[id(old[n])]: saved["state"][k] for n, k in enumerate(flat) if k in saved["state"]}
+    fresh = opt.state_dict()
+    opt.load_state_dict({"state": state, "param_groups": fresh["param_groups"]})
+
+
+def _budget_spent_at(cfg: TrainConfig, step: int, seconds: float) -> bool:
+    """Whether ``--max-steps`` / ``--max-minutes`` are used up at ``step`` after ``seconds``."""
+    if cfg.max_steps and step >= cfg.max_steps:
+        return True
+    return bool(cfg.max_minutes) and seconds >= cfg.max_minutes * 60
+
+
+def _cap_plan(plan: list[int], max_steps: Optional[int]) -> list[int]:
+    """``plan`` cut so that its sum is at most ``max_steps`` (the run stops there)."""
+    if not max_steps:
+        return list(plan)
+    out, left = [], int(max_steps)
+    for n in plan:
+        out.append(min(n, left))
+        left -= out[-1]
+    return out
 
 
 class _NoiseEpoch(Callback):

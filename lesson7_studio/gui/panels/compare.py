@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QPalette
 from PySide6.QtWidgets import (
@@ -54,7 +53,7 @@ from lesson7_studio.core.events import Event, Progress, check, emit
 from ..widgets.heatmap import HeatmapLegend, auto_gain, difference_map, difference_overlay
 from ..widgets.image_view import FlickerView, ImageView, SplitView, ZoomBar
 from ..widgets.qimage import to_uint8
-from ..widgets.common import invalidate_layouts
+from ..widgets.common import LinesLabel, invalidate_layouts
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.tif *.tiff *.webp *.bmp *.gif *.heic *.heif);;All files (*)"
 MODEL_FILTER = "Models (*.safetensors *.pth *.pt *.ckpt *.onnx);;All files (*)"
@@ -129,6 +128,9 @@ def fit_to(arr: np.ndarray, height: int, width: int) -> tuple[np.ndarray, str]:
     out = bicubic_upscale(arr, height, width)
     note = f"resized from {w}x{h} to {width}x{height} to compare"
     return (out * 255 + 0.5).astype(np.uint8) if arr.dtype == np.uint8 else out, note
+
+
+TABLE_ROWS = 4  # rows the metrics table shows without scrolling: bicubic and three models
 
 
 def image_metrics(out: np.ndarray, ref: np.ndarray, crop: int = 0, *, full: bool = True) -> dict[str, float]:
@@ -391,8 +393,8 @@ class ComparePanel(QWidget):
         valid_caption.setToolTip("A validation image of the dataset (it has a ground truth)")
         form.addRow(valid_caption, self.valid_combo)
         gl.addLayout(form)
-        self.image_info = QLabel("Open an image or drop one here.", g_img)
-        self.image_info.setWordWrap(True)
+        # two lines whatever the image (name + size, ground truth): the Models list never moves
+        self.image_info = LinesLabel("Open an image or drop one here.", 2, g_img)
         self.image_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         gl.addWidget(self.image_info)
         sl.addWidget(g_img)
@@ -868,7 +870,9 @@ class ComparePanel(QWidget):
         inp, gt = self._current
         self._job_models = models
         self._job_item = self._current
-        keep = {(str(p), self.ctx.device) for _l, p in models}
+        # None (auto) while the start-up still detects the device: asking now would import torch here
+        device = self.ctx.device if self.ctx.device_known else None
+        keep = {(str(p), device) for _l, p in models}
         for k in [k for k in self._cache if k not in keep]:  # free models no longer ticked
             del self._cache[k]
         for _label, path in models:  # drop stale results of these models
@@ -879,7 +883,7 @@ class ComparePanel(QWidget):
         self.progress.setFormat("")
         self._set_status(f"Reading {inp.name}\u2026" if self._loaded is None else "Restoring\u2026")
         w = self.ctx.start_worker(compare_job, inp, gt, models, loaded=self._loaded, cache=self._cache,
-                                  tile=self.tile_combo.currentData(), device=self.ctx.device)
+                                  tile=self.tile_combo.currentData(), device=device)
         self._worker = w
         w.event.connect(self._on_event)
         w.finished.connect(self._on_finished)
@@ -1122,6 +1126,23 @@ class ComparePanel(QWidget):
         hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in range(1, len(cols)):
             hh.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self._fit_table()
+
+    def _fit_table(self) -> None:
+        """Make the metrics table tall enough for its rows (bicubic and up to TABLE_ROWS - 1
+        models; more scroll): the splitter gives it that height."""
+        t = self.metrics_table
+        rows = min(max(t.rowCount(), 2), TABLE_ROWS)
+        header = t.horizontalHeader()
+        row_h = t.verticalHeader().defaultSectionSize() if t.rowCount() == 0 else t.rowHeight(0)
+        need = header.sizeHint().height() + rows * row_h + 2 * t.frameWidth()
+        if t.horizontalScrollBar().isVisible():
+            need += t.horizontalScrollBar().sizeHint().height()
+        t.setMinimumHeight(need)
+        sizes = self._right_splitter.sizes()
+        if len(sizes) == 2 and t.isVisible() and sizes[1] < need:
+            total = sum(sizes)
+            self._right_splitter.setSizes([max(total - need, 0), need])
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """Metrics by key (``"bicubic"`` or the model path)."""
@@ -1185,8 +1206,8 @@ class ComparePanel(QWidget):
         if gt is not None:
             gh, gw = gt.rgb.shape[:2]
             text += f"\nGround truth: {gw}\u00d7{gh}"
-        self.image_info.setText(text)
-        self.image_info.setToolTip(str(self._current[0]))
+        self.image_info.set_full_text(text)
+        self.image_info.setToolTip(text.replace(self._current[0].name, str(self._current[0]), 1))
 
     def _set_status(self, text: str) -> None:
         self.status_label.setText(text)

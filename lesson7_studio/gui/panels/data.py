@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -270,10 +269,13 @@ class DataPanel(QWidget):
         rl.addWidget(build_box)
         rl.addStretch(1)
         scroll = QScrollArea()
+        scroll.setObjectName("recipeScroll")
         scroll.setWidgetResizable(True)
         scroll.setWidget(right)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # the steps fit RIGHT_WIDTH; a scroll bar rather than cut-off buttons if one does not
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setMinimumWidth(RIGHT_WIDTH)
+        self.right_scroll = scroll
 
         split = QSplitter()
         split.setObjectName("dataSplit")
@@ -333,6 +335,8 @@ class DataPanel(QWidget):
         self.ctx.settings.add_recent("recent/folders", folder)
         self._refresh_recent()
         self.count_label.setText("Looking for photos…")
+        if not self.is_busy():  # the last build's "Done: ..." was about the previous folder
+            self.build_status.setText("")
         if not self.name_edit.text() or self.name_edit.property("auto"):
             self._auto_name()
         if self._list_worker is not None and self._list_worker.is_running():
@@ -489,10 +493,10 @@ class DataPanel(QWidget):
         recipe = self.recipe_editor.recipe()
         max_size = self.max_size_spin.value() or None
         self.save_settings()
-        self.build_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
+        self._swap_buttons(building=True)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
+        self._show_progress()
         self.build_status.setText(f"Building {name}…")
         self._skipped: list[tuple[Path, str]] = []
         w = self.ctx.start_worker(
@@ -546,9 +550,27 @@ class DataPanel(QWidget):
         self.ctx.datasets_changed.emit()
 
     def _build_done(self) -> None:
-        self.build_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
+        self._swap_buttons(building=False)
         self.progress.setVisible(False)
+
+    def _swap_buttons(self, building: bool) -> None:
+        """Enable Cancel or Build. The focus moves to the button enabled first: a disabled
+        focused button would pass the focus down the tab chain, and the scroll area would
+        scroll to wherever it lands (the top of the column)."""
+        on, off = (self.cancel_button, self.build_button) if building else (self.build_button, self.cancel_button)
+        on.setEnabled(True)
+        if off.hasFocus():
+            on.setFocus(Qt.FocusReason.OtherFocusReason)
+        off.setEnabled(False)
+
+    def _show_progress(self) -> None:
+        """Scroll the column so the progress bar and status line are in view (once laid out)."""
+        def show() -> None:
+            if self.progress.isVisible():
+                self.right_scroll.ensureWidgetVisible(self.build_status, 0, 8)
+                self.right_scroll.ensureWidgetVisible(self.progress, 0, 8)
+
+        QTimer.singleShot(0, self, show)
 
     # ------------------------------------------------------------------ panel protocol
     def save_settings(self) -> None:

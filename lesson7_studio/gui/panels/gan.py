@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtCore import QFileSystemWatcher, QSize, Qt, QTimer
 from PySide6.QtWidgets import (
     QBoxLayout,
@@ -271,6 +270,7 @@ class GanPanel(QWidget):
         super().__init__(parent)
         self.ctx = ctx
         self._run: Path | None = None
+        self._outside: list[str] = []  # runs opened from outside the project (kept in the list)
         self._samples: list[Sample] = []
         self._all: list[Sample] = []
         self._metrics: dict = {}
@@ -316,8 +316,9 @@ class GanPanel(QWidget):
         self.stage_combo.currentIndexChanged.connect(lambda _i: self._apply_stage_filter())
         row.addWidget(self.stage_combo)
         self.reload_button = QPushButton("Reload", self)
-        self.reload_button.setToolTip("Read the run folder again (new epochs also appear by themselves)")
-        self.reload_button.clicked.connect(self.reload)
+        self.reload_button.setToolTip("Read the project's runs and this run's folder again "
+                                      "(new epochs also appear by themselves)")
+        self.reload_button.clicked.connect(lambda _checked=False: self.reload_all())
         row.addWidget(self.reload_button)
         row.addStretch(1)
         root.addLayout(row)
@@ -397,6 +398,7 @@ class GanPanel(QWidget):
         root.addWidget(split, 1)
 
     def _on_project_changed(self, _project) -> None:
+        self._outside.clear()
         self.refresh_runs()
 
     # ------------------------------------------------------------------ panel protocol
@@ -427,6 +429,9 @@ class GanPanel(QWidget):
             recipe = r.config.get("recipe", "")
             text = r.name + (f"  [{tag}]" if tag else "") + (f"  \u00b7 {recipe}" if recipe and recipe not in r.name else "")
             self.run_combo.addItem(text, str(r.path))
+        for extra in self._outside:
+            if self.run_combo.findData(extra) < 0 and Path(extra).is_dir():
+                self.run_combo.addItem(Path(extra).name, extra)
         if self.run_combo.count() == 0:
             self.run_combo.addItem("No runs in this project yet", None)
         idx = self.run_combo.findData(cur) if cur is not None else -1
@@ -437,6 +442,14 @@ class GanPanel(QWidget):
         if self.run_combo.currentData() != (str(self._run) if self._run else None):
             self._run_chosen()
 
+    def reload_all(self) -> None:
+        """What Reload does: list the project's runs again (a run made from the command line
+        appears) and read the shown run's folder again."""
+        shown = self._run
+        self.refresh_runs()  # reloads by itself only when the shown run changed
+        if self._run == shown:
+            self.reload()
+
     def open_run(self, path) -> None:
         """Show the run in ``path`` (it need not belong to the project)."""
         path = Path(path)
@@ -445,6 +458,7 @@ class GanPanel(QWidget):
             if self.run_combo.count() == 1 and self.run_combo.itemData(0) is None:
                 self.run_combo.clear()
             self.run_combo.addItem(path.name, str(path))
+            self._outside.append(str(path))
             idx = self.run_combo.count() - 1
         if idx == self.run_combo.currentIndex():
             self._run_chosen()

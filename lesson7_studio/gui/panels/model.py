@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFormLayout,
@@ -30,8 +29,10 @@ KIND_TITLES = {
     "restorer": "Image restorers",
     "critic": "Critics (GAN)",
     "generator": "Generators (WGAN)",
-    "classifier": "Classifiers",
+    "classifier": "Classifiers (MNIST)",
+    "language-model": "RNNs (human numbers)",
 }
+LESSON_KINDS = ("classifier", "language-model")  # small enough to list with their parameter counts
 
 
 def estimate(name: str, options: dict[str, Any], size: int) -> dict[str, Any]:
@@ -50,6 +51,10 @@ def estimate(name: str, options: dict[str, Any], size: int) -> dict[str, Any]:
     info = models.describe(name, model=net, **opts)
     if info.kind == "generator":
         x = torch.empty(1, info.in_channels, 1, 1, device="meta")
+    elif info.kind == "language-model":  # token ids: two rows of the lesson's bptt (batch norm needs two)
+        x = torch.zeros(2, 3 if name == "rnn-model0" else 20, dtype=torch.long, device="meta")
+    elif info.kind == "classifier":  # the lesson's nets take 28x28 digits; two, for batch norm at 1x1
+        x = torch.empty(2, info.in_channels, 28, 28, device="meta")
     else:
         side = max(size // max(info.model_scale, 1), 1)
         m = max(info.size_multiple, 1)
@@ -65,7 +70,7 @@ def estimate(name: str, options: dict[str, Any], size: int) -> dict[str, Any]:
     try:
         with torch.no_grad():
             net(x)
-        act = total[0] * 4
+        act = total[0] * 4 // x.shape[0]
     except Exception:  # noqa: BLE001 - some layers refuse meta tensors: no estimate then
         act = None
     finally:
@@ -128,7 +133,10 @@ class ModelPanel(QWidget):
                 head.setFont(f)
                 self.list.addItem(head)
                 last_kind = kind
-            item = QListWidgetItem("   " + n)
+            text = "   " + n
+            if kind in LESSON_KINDS:
+                text += f"  ({human_count(models.describe(n).params)})"
+            item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, n)
             item.setToolTip(models.registry.entry(n).description)
             self.list.addItem(item)
@@ -256,7 +264,10 @@ class ModelPanel(QWidget):
             "restorer": "Restorer: degraded photo in, restored photo out. Trainable in the Train panel.",
             "critic": "Critic: scores images as real or generated; trained in GAN stages.",
             "generator": "Generator: noise in, image out (WGAN).",
-            "classifier": "Classifier: the lesson's MNIST ResNet / DenseNet examples.",
+            "classifier": "Classifier: the lesson's MNIST CNN / ResNet / DenseNet; train and explore it in the "
+                          "Lessons panel.",
+            "language-model": "Language model: one of the lesson's six human-numbers RNNs; train and explore it "
+                              "in the Lessons panel.",
         }
         self.kind_label.setText(kind_hint.get(e.kind, e.kind))
         self.form.set_specs([spec_from_option(o) for o in e.options])
@@ -331,7 +342,9 @@ class ModelPanel(QWidget):
         else:
             a = r["act_bytes"]
             self.memory_label.setText(human_bytes(w + a))
-            detail = (f"Weights {human_bytes(w)} + activations {human_bytes(a)} for one {size}×{size} image. ")
+            kind = r["info"].kind
+            one = {"classifier": "one 28×28 image", "language-model": "one row of 20 tokens"}.get(kind, f"one {size}×{size} image")
+            detail = f"Weights {human_bytes(w)} + activations {human_bytes(a)} for {one}. "
         self.memory_hint.setText(
             detail + "Training needs about 4× the weights (gradients and Adam state) plus the "
             "activations times the batch size."

@@ -1,5 +1,7 @@
-"""Train panel: recipe and hyper-parameters, Start / Pause / Cancel / Resume, live curves,
-sample predictions, the LR finder, a log, and the project's past runs."""
+"""Train panel: recipe, where the generator starts from (scratch, ImageNet encoder, the starter
+model or any checkpoint of the project), hyper-parameters, Start / Pause / Cancel / Resume, the
+whole run's progress with an ETA, live curves, sample predictions, the LR finder (drawn as it
+sweeps), a log, and the project's past runs."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
@@ -40,9 +41,12 @@ from lesson7_studio.core.events import (
     EpochEnd,
     Finished,
     Log,
+    LRFindPoint,
     Progress,
     SampleImages,
     StageStart,
+    format_duration,
+    format_lr,
 )
 from lesson7_studio.core.project import RunInfo
 from lesson7_studio.core.train import recipes as train_recipes
@@ -54,6 +58,16 @@ from ..widgets.curves import LrFinderPlot, TrainingCurves
 from ..widgets.samples import SampleGrid
 
 LOSSES = ("mse", "l1", "feature")
+# "Start from" choices (the CLI's --init / --no-pretrained): (kind, checkpoint); kind is
+# "scratch", "imagenet" (encoder weights), "starter" (the bundled model) or "checkpoint"
+START_HINTS = {
+    "scratch": "Random weights: slowest to learn, needs no download.",
+    "imagenet": "The encoder starts from ImageNet classification weights (downloaded once), the decoder "
+                "from random ones: the lesson's transfer learning.",
+    "starter": "Fine-tune the bundled starter model: its weights and architecture; the Model choice is "
+               "ignored. Use lower learning rates (the finetune recipe has them).",
+    "checkpoint": "Continue from this checkpoint's weights and architecture; the Model choice is ignored.",
+}
 STATUS_EVERY_S = 0.2  # status line refresh while batches stream in
 LEFT_WIDTH = 330  # settings column
 
@@ -79,6 +93,16 @@ def run_lr_find(config, *, num_it: int = 100, on_event=None, cancel=None):
 
     lr_mod = importlib.import_module("lesson7_studio.core.train.lr_find")
     return lr_mod.lr_find(config, num_it=num_it, on_event=on_event, cancel=cancel)
+
+
+def has_imagenet_encoder(arch: str) -> bool:
+    """Whether registry model ``arch`` can start its encoder from ImageNet weights."""
+    from lesson7_studio.core import models
+
+    try:
+        return any(o.name == "pretrained" for o in models.options_of(arch))
+    except Exception:  # noqa: BLE001 - an unknown name simply has no such option
+        return False
 
 
 def available_devices() -> list[str]:
@@ -153,20 +177,34 @@ class TrainPanel(QWidget):
         self.recipe_desc = label("", "hint", wrap=True)
         self.dataset_combo = QComboBox()
         self.dataset_combo.setObjectName("trainDataset")
+        self.dataset_info = label("", "hint", wrap=True)
+        self.dataset_info.setObjectName("trainDatasetInfo")
+        self.dataset_combo.currentIndexChanged.connect(self._dataset_chosen)
+        self.start_combo = QComboBox()
+        self.start_combo.setObjectName("trainStartFrom")
+        self.start_combo.setToolTip("Where the generator's weights start (the CLI's --init and --no-pretrained)")
+        self.start_hint = label("", "hint", wrap=True)
+        self.start_combo.currentIndexChanged.connect(self._start_chosen)
         self.model_combo = QComboBox()
         self.model_combo.setObjectName("trainModel")
         self.model_combo.setToolTip("The recipe's own network, or the one chosen in the Model panel")
-        for c in (self.recipe_combo, self.dataset_combo, self.model_combo):
+        self.model_combo.currentIndexChanged.connect(lambda *_: self._fill_start())
+        for c in (self.recipe_combo, self.dataset_combo, self.start_combo, self.model_combo):
             c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             c.setMinimumContentsLength(12)
+            c.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.device_combo = QComboBox()
         for d in available_devices():
             self.device_combo.addItem(d, d)
         dev = s.value("train/device", "auto")
         self.device_combo.setCurrentIndex(max(0, self.device_combo.findData(dev)))
+        sf.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         sf.addRow("Recipe", self.recipe_combo)
         sf.addRow(self.recipe_desc)
         sf.addRow("Dataset", self.dataset_combo)
+        sf.addRow(self.dataset_info)
+        sf.addRow("Start from", self.start_combo)
+        sf.addRow(self.start_hint)
         sf.addRow("Model", self.model_combo)
         sf.addRow("Device", self.device_combo)
 
@@ -188,8 +226,6 @@ class TrainPanel(QWidget):
             self.loss_combo.addItem(l_, l_)
         self.loss_combo.setToolTip("mse / l1: pixel losses; feature: the lesson's VGG16 perceptual loss "
                                    "(needs the VGG16_bn weights)")
-        self.pretrained_check = QCheckBox("ImageNet encoder")
-        self.pretrained_check.setToolTip("Start the encoder (and the feature loss) from ImageNet weights")
         self.max_minutes = QSpinBox()
         self.max_minutes.setRange(0, 100000)
         self.max_minutes.setSpecialValueText("no limit")
@@ -198,14 +234,14 @@ class TrainPanel(QWidget):
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(0, 1000000)
         self.steps_spin.setSpecialValueText("all")
-        self.steps_spin.setToolTip("Cap on training batches per epoch (quick experiments)")
+        self.steps_spin.setToolTip("Training batches per epoch: fewer than the data holds cuts the epoch; "
+                                   "more repeats a small dataset with new random crops (all = one pass)")
         for w in (self.lr_edit, self.bs_spin, self.size_spin, self.max_minutes, self.steps_spin):
             w.setMaximumWidth(140)
         hf.addRow("Learning rate", self.lr_edit)
         hf.addRow("Batch size", self.bs_spin)
         hf.addRow("Image size", self.size_spin)
         hf.addRow("Loss", self.loss_combo)
-        hf.addRow("Pretrained", self.pretrained_check)
         hf.addRow("Time limit", self.max_minutes)
         hf.addRow("Batches/epoch", self.steps_spin)
 
@@ -238,22 +274,31 @@ class TrainPanel(QWidget):
         left_scroll.setMinimumWidth(LEFT_WIDTH)
 
         # ---------------------------------------------------------------- right: progress + tabs
-        self.status_label = label("Ready.", "", wrap=False)
-        self.status_label.setMinimumWidth(50)
-        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # the status line wraps (never cut: the learning rate is at its end) and keeps two lines
+        self.status_label = label("Ready.", "", wrap=True)
         self.status_label.setObjectName("trainStatus")
+        self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing() + 4)
+        self.status_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
+        # the whole run: steps of every stage and epoch, with the ETA in its text
         self.progress = QProgressBar()
+        self.progress.setObjectName("trainProgress")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setFormat("%v / %m")
-        self.progress.setMaximumWidth(200)
+        self.progress.setFormat("%p%")
+        self.progress.setMinimumWidth(160)
         self.progress.setVisible(False)
+        self.paused_badge = label("Paused", "", wrap=False)
+        self.paused_badge.setObjectName("trainPaused")
+        self.paused_badge.setStyleSheet("QLabel { background: #f2c94c; color: #3d2e00; border-radius: 4px;"
+                                        " padding: 2px 8px; font-weight: bold; }")
+        self.paused_badge.setVisible(False)
         top = QHBoxLayout()
         for b in (self.start_button, self.pause_button, self.resume_button, self.cancel_button):
             top.addWidget(b)
         top.addSpacing(8)
-        top.addWidget(self.status_label, 1)
-        top.addWidget(self.progress)
+        top.addWidget(self.paused_badge)
+        top.addWidget(self.progress, 1)
 
         self.tabs = QTabWidget()
         self.curves = TrainingCurves()
@@ -321,6 +366,7 @@ class TrainPanel(QWidget):
         rl = QVBoxLayout(right)
         rl.setContentsMargins(6, 0, 0, 0)
         rl.addLayout(top)
+        rl.addWidget(self.status_label)
         rl.addWidget(self.tabs, 1)
 
         split = QSplitter()
@@ -337,6 +383,8 @@ class TrainPanel(QWidget):
         ctx.runs_changed.connect(self.refresh_runs)
         ctx.project_changed.connect(lambda _p: (self.refresh_datasets(), self.refresh_runs()))
         ctx.model_chosen.connect(self._model_chosen)
+        for sig in (ctx.models_changed, ctx.runs_changed):  # new checkpoints to start from
+            sig.connect(lambda *_: self._fill_start())
         recipe = s.value("train/recipe", "quick")
         idx = self.recipe_combo.findData(recipe)
         self.recipe_combo.setCurrentIndex(idx if idx >= 0 else 0)
@@ -361,8 +409,6 @@ class TrainPanel(QWidget):
         self.loss_combo.setEnabled(not is_wgan)
         if cfg.loss in LOSSES:
             self.loss_combo.setCurrentIndex(self.loss_combo.findData(cfg.loss))
-        self.pretrained_check.setChecked(bool(cfg.pretrained))
-        self.pretrained_check.setEnabled(not is_wgan)
         self.steps_spin.setValue(cfg.steps_per_epoch or 0)
         self.max_minutes.setValue(int(cfg.max_minutes or 0))
         # stages
@@ -380,6 +426,7 @@ class TrainPanel(QWidget):
         gan = any(st.kind in ("critic", "gan") for st in cfg.stages)
         self.stages_box.setTitle("Stages (NoGAN: generator → predictions → critic → GAN)" if gan else "Stages")
         self._fill_models(cfg)
+        self._fill_start(self._recipe_start(cfg))
         self._loading_recipe = False
 
     def _fill_models(self, cfg) -> None:
@@ -396,6 +443,71 @@ class TrainPanel(QWidget):
                 self.model_combo.setCurrentIndex(1)
         self._restorer_recipe = restorer_recipe
         self.model_combo.setEnabled(restorer_recipe)
+
+    # ------------------------------------------------------------------ start from
+    def _generator_arch(self) -> str:
+        choice = self.model_combo.currentData()
+        return choice[1] if choice else train_recipes.get_recipe(self.recipe_name()).arch
+
+    @staticmethod
+    def _recipe_start(cfg) -> str:
+        """The recipe's own starting point, as a start-from key."""
+        if any(st.kind == "wgan" for st in cfg.stages):
+            return "scratch"
+        if cfg.init:
+            return "starter" if cfg.init == "starter" else str(cfg.init)
+        return "imagenet" if cfg.pretrained and has_imagenet_encoder(cfg.arch) else "scratch"
+
+    def start_key(self) -> str:
+        """"scratch", "imagenet", "starter" or a checkpoint path."""
+        data = self.start_combo.currentData()
+        if not data:
+            return "scratch"
+        return data[1] if data[0] == "checkpoint" else data[0]
+
+    def _fill_start(self, want: str | None = None) -> None:
+        """The starting points this recipe and model allow. Selects ``want`` (default: the last
+        choice of the user or the recipe, which comes back when a model change offers it again)."""
+        if want is not None:
+            self._start_wanted = want
+        want = getattr(self, "_start_wanted", None) or self.start_key()
+        cfg = train_recipes.get_recipe(self.recipe_name())
+        restorer = not any(st.kind == "wgan" for st in cfg.stages)
+        self.start_combo.blockSignals(True)
+        self.start_combo.clear()
+        self.start_combo.addItem("From scratch", ("scratch", None))
+        if restorer:
+            arch = self._generator_arch()
+            if has_imagenet_encoder(arch):
+                self.start_combo.addItem("ImageNet encoder", ("imagenet", None))
+            self.start_combo.addItem("Starter model", ("starter", None))
+            for m in self.ctx.available_models():
+                if m.source == "starter":
+                    continue
+                self.start_combo.addItem(m.label if m.source == "run" else f"Model: {m.label}",
+                                         ("checkpoint", str(m.path)))
+                self.start_combo.setItemData(self.start_combo.count() - 1, str(m.path), Qt.ItemDataRole.ToolTipRole)
+            if want not in ("scratch", "imagenet", "starter") and self._start_index(want) < 0 and Path(want).is_file():
+                self.start_combo.addItem(f"Checkpoint: {Path(want).name}", ("checkpoint", want))
+        i = self._start_index(want)
+        self.start_combo.setCurrentIndex(i if i >= 0 else 0)
+        self.start_combo.setEnabled(restorer and not self.is_busy())
+        self.start_combo.blockSignals(False)
+        self._start_chosen()
+
+    def _start_index(self, key: str) -> int:
+        for i in range(self.start_combo.count()):
+            kind, path = self.start_combo.itemData(i)
+            if kind == key or (kind == "checkpoint" and path == key):
+                return i
+        return -1
+
+    def _start_chosen(self, *_args) -> None:
+        if self.start_combo.signalsBlocked() is False and self.sender() is self.start_combo:
+            self._start_wanted = self.start_key()  # the user's own choice
+        data = self.start_combo.currentData() or ("scratch", None)
+        self.start_hint.setText(START_HINTS[data[0]])
+        self._update_buttons()
 
     def _model_chosen(self, name: str, opts: dict) -> None:
         cfg = train_recipes.get_recipe(self.recipe_name())
@@ -428,6 +540,8 @@ class TrainPanel(QWidget):
             self.loss_combo.setCurrentIndex(i)
         self.steps_spin.setValue(int(h.get("steps_per_epoch", 0)))
         self.max_minutes.setValue(int(h.get("max_minutes", 0)))
+        if h.get("start_from"):
+            self._fill_start(str(h["start_from"]))
         for r in self.stage_rows:
             st = h.get("stages", {}).get(r.name)
             if st:
@@ -443,6 +557,7 @@ class TrainPanel(QWidget):
             "loss": self.loss_combo.currentData(),
             "steps_per_epoch": self.steps_spin.value(),
             "max_minutes": self.max_minutes.value(),
+            "start_from": self.start_key(),
             "stages": {r.name: {"on": r.check.isChecked(), "epochs": r.epochs.value()} for r in self.stage_rows},
         }
 
@@ -462,14 +577,15 @@ class TrainPanel(QWidget):
         current = self.dataset_combo.currentData()
         want = Path(current).name if current else self.ctx.settings.value("train/dataset", "")
         self.dataset_combo.clear()
+        self.dataset_combo.blockSignals(True)
+        self._dataset_infos = {}
         for ds in self.ctx.project.list_datasets():
             scale = f", ×{ds.scale}" if ds.scale and ds.scale > 1 else ""
-            self.dataset_combo.addItem(f"{ds.name} ({ds.n_train}+{ds.n_valid})", str(ds.path))
-            self.dataset_combo.setItemData(
-                self.dataset_combo.count() - 1,
-                f"{ds.path}\n{ds.n_train} training / {ds.n_valid} validation pairs{scale}",
-                Qt.ItemDataRole.ToolTipRole,
-            )
+            info = f"{ds.n_train} training / {ds.n_valid} validation pairs{scale}"
+            self._dataset_infos[str(ds.path)] = info
+            self.dataset_combo.addItem(ds.name, str(ds.path))
+            self.dataset_combo.setItemData(self.dataset_combo.count() - 1, f"{ds.path}\n{info}",
+                                           Qt.ItemDataRole.ToolTipRole)
         if self.dataset_combo.count() == 0:
             self.dataset_combo.addItem("No dataset yet: build one in the Data panel", None)
         else:
@@ -477,6 +593,14 @@ class TrainPanel(QWidget):
                 if Path(self.dataset_combo.itemData(i)).name == want:
                     self.dataset_combo.setCurrentIndex(i)
                     break
+        self.dataset_combo.blockSignals(False)
+        self._dataset_chosen()
+
+    def _dataset_chosen(self, *_args) -> None:
+        ds = self.dataset_combo.currentData()
+        infos = getattr(self, "_dataset_infos", {})
+        self.dataset_info.setText(infos.get(ds, "") if ds else "")
+        self.dataset_info.setVisible(bool(ds))
         self._update_buttons()
 
     def refresh_runs(self) -> None:
@@ -589,7 +713,6 @@ class TrainPanel(QWidget):
             "data": str(Path(data) / "hr") if is_wgan else data,
             "lr": lr,
             "device": self.device_combo.currentData(),
-            "pretrained": self.pretrained_check.isChecked() if not is_wgan else None,
             "max_minutes": float(self.max_minutes.value()) or None,
             "steps_per_epoch": self.steps_spin.value() or None,
         }
@@ -598,7 +721,8 @@ class TrainPanel(QWidget):
         if self.bs_spin.value() != cfg.batch_size:
             over["batch_size"] = self.bs_spin.value()
         choice = self.model_combo.currentData()
-        if choice and choice[0] == "panel":
+        start = self.start_key()
+        if choice and choice[0] == "panel" and start in ("scratch", "imagenet"):
             over["arch"] = choice[1]
             over["arch_options"] = {k: v for k, v in choice[2].items() if k not in ("scale", "pretrained")}
         if out is not None:
@@ -606,6 +730,7 @@ class TrainPanel(QWidget):
         cfg = train_recipes.apply_overrides(cfg, **over)
         if not is_wgan:
             cfg.loss = self.loss_combo.currentData()
+            self._apply_start(cfg, start)
         keep = []
         for st, row in zip(cfg.stages, self.stage_rows):
             if not row.check.isChecked():
@@ -618,6 +743,23 @@ class TrainPanel(QWidget):
         cfg.stages = keep
         cfg.validate()
         return cfg
+
+    @staticmethod
+    def _apply_start(cfg, start: str) -> None:
+        """Set ``init`` / ``pretrained`` as the CLI's --init and --no-pretrained would."""
+        feature = cfg.loss == "feature" or cfg.gan_pixel_loss == "feature"
+        if start == "imagenet":
+            cfg.init, cfg.pretrained = None, True
+            cfg.arch_options.pop("pretrained", None)
+            return
+        # the feature loss keeps its ImageNet VGG (a random one measures nothing); the encoder does not
+        cfg.pretrained = feature
+        if start == "scratch":
+            cfg.init = None
+            if has_imagenet_encoder(cfg.arch):
+                cfg.arch_options["pretrained"] = False
+        else:
+            cfg.init = start  # "starter" or a checkpoint path: its architecture replaces the recipe's
 
     # ------------------------------------------------------------------ run control
     def start(self) -> None:
@@ -648,7 +790,10 @@ class TrainPanel(QWidget):
         w.cancelled.connect(self._on_cancelled)
         w.done.connect(self._on_done)
         self.status_label.setText("Starting… (building the model and loading data)")
+        self._last_batch = None
+        self._set_paused(False)
         self.progress.setRange(0, 0)
+        self.progress.setFormat("%p%")
         self.progress.setVisible(True)
         self.tabs.setCurrentWidget(self.curves)
         self._update_buttons()
@@ -657,7 +802,7 @@ class TrainPanel(QWidget):
     def pause(self) -> None:
         if self.worker is not None and self.worker.is_running() and not self.worker.is_paused():
             self.worker.pause()
-            self.status_label.setText("Paused after the current batch. Resume to go on.")
+            self._set_paused(True)
             self.log.appendPlainText("— Paused")
             self._update_buttons()
 
@@ -665,6 +810,7 @@ class TrainPanel(QWidget):
         if self.worker is not None and self.worker.is_running():
             if self.worker.is_paused():
                 self.worker.resume()
+                self._set_paused(False)
                 self.status_label.setText("Resumed.")
                 self.log.appendPlainText("— Resumed")
                 self._update_buttons()
@@ -711,8 +857,8 @@ class TrainPanel(QWidget):
         except Exception as exc:  # noqa: BLE001
             show_error(self, exc, context="The LR finder cannot start")
             return
-        self.lr_plot.clear()
-        self.lr_result_label.setText("Sweeping the learning rate…")
+        self.lr_plot.start_sweep()
+        self.lr_result_label.setText("Sweeping the learning rate… the curve grows as each batch is measured.")
         self.use_lr_button.setEnabled(False)
         self.tabs.setCurrentIndex(2)
         self.progress.setVisible(True)
@@ -728,18 +874,23 @@ class TrainPanel(QWidget):
         self._update_buttons()
 
     def _on_lr_event(self, ev) -> None:
-        if isinstance(ev, Progress):
+        if isinstance(ev, LRFindPoint):
+            self.lr_plot.add_point(ev.lr, ev.loss)
             self.progress.setRange(0, max(ev.total, 1))
             self.progress.setValue(ev.done)
-            self.status_label.setText(f"LR finder: {ev.message}")
+            self.progress.setFormat("LR finder %v / %m batches")
+            self.status_label.setText(f"LR finder: batch {ev.done} of {ev.total} · lr {format_lr(ev.lr)} · "
+                                      f"smoothed loss {ev.loss:.4g}")
         elif isinstance(ev, Log):
             self.log.appendPlainText(ev.message)
 
     def _lr_finished(self, res) -> None:
         self.last_lr_result = res
-        self.lr_plot.set_data(res.lrs, res.losses, res.suggestion)
+        rule = getattr(res, "rule", "valley")
+        self.lr_plot.set_data(res.lrs, res.losses, res.suggestion, rule=rule)
         self.lr_result_label.setText(
-            f"Suggested lr: <b>{res.suggestion:.2e}</b> (valley; steepest slope at {res.steep:.2e})."
+            f"Suggested lr: <b>{format_lr(res.suggestion)}</b>, marked on the curve. Rule: {rule}. "
+            f"(Steepest slope at {format_lr(res.steep)}.)"
         )
         self.use_lr_button.setEnabled(True)
         self.status_label.setText("LR finder done.")
@@ -754,18 +905,15 @@ class TrainPanel(QWidget):
         if isinstance(ev, (StageStart, BatchEnd, EpochEnd)):
             self.curves.handle_event(ev)
         if isinstance(ev, BatchEnd):
+            self._last_batch = ev
             now = time.perf_counter()
-            self.progress.setRange(0, max(ev.n_iter, 1))
-            self.progress.setValue(ev.iteration + 1)
-            if now - self._last_status >= STATUS_EVERY_S:
+            if now - self._last_status >= STATUS_EVERY_S or ev.iteration + 1 == ev.n_iter:
                 self._last_status = now
-                self.status_label.setText(
-                    f"{self._stage_text} · epoch {ev.epoch + 1} · batch {ev.iteration + 1}/{ev.n_iter} · "
-                    f"loss {ev.smooth_loss:.4g} · lr {ev.lr:.2e} · {self._elapsed()}"
-                )
+                self._show_batch(ev)
         elif isinstance(ev, StageStart):
             self._stage_text = f"Stage {ev.index + 1}/{ev.total} '{ev.name}'"
-            self.status_label.setText(self._stage_text)
+            self._stage_epochs = ev.epochs
+            self.status_label.setText(self._stage_text + (" · starting" if ev.epochs else ""))
             self.log.appendPlainText(f"— Stage {ev.index + 1}/{ev.total}: {ev.name} ({ev.epochs} epochs)")
         elif isinstance(ev, EpochEnd):
             m = "  ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items() if isinstance(v, (int, float)))
@@ -775,13 +923,57 @@ class TrainPanel(QWidget):
         elif isinstance(ev, CheckpointSaved):
             self.log.appendPlainText(f"checkpoint ({ev.reason}): {ev.path}")
         elif isinstance(ev, Progress):
-            self.progress.setRange(0, max(ev.total, 1))
-            self.progress.setValue(ev.done)
-            self.status_label.setText(f"{ev.message} {ev.done}/{ev.total}")
+            if getattr(self, "_last_batch", None) is None:  # before the first batch: its own count
+                self.progress.setRange(0, max(ev.total, 1))
+                self.progress.setValue(ev.done)
+                self.progress.setFormat("%v / %m")
+            self.status_label.setText(f"{self._stage_text} · {ev.message} {ev.done}/{ev.total}")
         elif isinstance(ev, Log):
             self.log.appendPlainText(ev.message)
         elif isinstance(ev, Finished):
             self.log.appendPlainText(f"— Finished: {json.dumps(ev.summary, default=str)}")
+
+    def _show_batch(self, ev: BatchEnd) -> None:
+        """The overall bar (steps of the whole run, ETA) and the status line."""
+        total = ev.total_steps or 0
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(ev.step, total))
+        else:  # no plan (an old core): this epoch's batches
+            self.progress.setRange(0, max(ev.n_iter, 1))
+            self.progress.setValue(ev.iteration + 1)
+        paused = self.worker is not None and self.worker.is_paused()  # a batch that ends after Pause
+        self.progress.setFormat(self._progress_text(ev, paused))
+        if paused:
+            return
+        epochs = getattr(self, "_stage_epochs", 0)
+        self.status_label.setText(
+            f"{self._stage_text} · epoch {ev.epoch + 1}" + (f"/{epochs}" if epochs else "")
+            + f" · batch {ev.iteration + 1}/{ev.n_iter} · loss {ev.smooth_loss:.4g} · lr {format_lr(ev.lr)}"
+            + f" · {format_duration(ev.elapsed_s) if ev.elapsed_s else self._elapsed()} elapsed"
+        )
+
+    def _progress_text(self, ev: BatchEnd | None, paused: bool = False) -> str:
+        if ev is None:
+            return "Paused" if paused else "%p%"
+        head = "Paused · " if paused else ""
+        if not ev.total_steps:
+            return f"{head}%v / %m batches"
+        eta = "" if paused else f" · ETA {format_duration(ev.eta_s)}" if ev.eta_s is not None else " · ETA …"
+        return f"{head}%p% · step {min(ev.step, ev.total_steps)} of {ev.total_steps}{eta}"
+
+    def _set_paused(self, paused: bool) -> None:
+        """The visible paused state: a badge, the bar's text, the status line."""
+        self.paused_badge.setVisible(paused)
+        ev = getattr(self, "_last_batch", None)
+        self.progress.setFormat(self._progress_text(ev, paused))
+        if paused:
+            where = (f" at step {ev.step} of {ev.total_steps}" if ev is not None and ev.total_steps else "")
+            self.status_label.setText(f"Paused{where} (after the current batch; the clock is stopped). "
+                                      "Resume to go on, Cancel to stop with a checkpoint.")
+
+    def is_paused(self) -> bool:
+        return self.worker is not None and self.worker.is_running() and self.worker.is_paused()
 
     def _elapsed(self) -> str:
         s = int(time.perf_counter() - self._t_start)
@@ -819,8 +1011,10 @@ class TrainPanel(QWidget):
         self.run_ended.emit("cancelled")
 
     def _on_done(self) -> None:
+        self._set_paused(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self.progress.setFormat("%p%")
         self.progress.setVisible(False)
         self._update_buttons()
 
@@ -832,14 +1026,16 @@ class TrainPanel(QWidget):
         self.start_button.setEnabled(not running and not lr_running and has_data)
         self.lr_button.setEnabled(not running and not lr_running and has_data)
         self.pause_button.setEnabled(running and not paused)
-        self.resume_button.setEnabled(paused or (not running and self.resumable_dir is not None))
+        self.resume_button.setEnabled(paused or (not running and not lr_running and self.resumable_dir is not None))
         self.cancel_button.setEnabled(running or lr_running)
         sel = self.selected_run()
         self.open_run_button.setEnabled(sel is not None and not running)
         self.resume_run_button.setEnabled(sel is not None and not running and not lr_running)
         for w in (self.recipe_combo, self.dataset_combo, self.device_combo):
             w.setEnabled(not running)
-        self.model_combo.setEnabled(not running and self._restorer_recipe)
+        from_weights = self.start_key() not in ("scratch", "imagenet")  # the checkpoint names the model
+        self.model_combo.setEnabled(not running and self._restorer_recipe and not from_weights)
+        self.start_combo.setEnabled(not running and self._restorer_recipe)
 
     # ------------------------------------------------------------------ panel protocol
     def on_shown(self) -> None:

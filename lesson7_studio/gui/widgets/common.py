@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 PANEL_MARGINS = (16, 12, 16, 10)
 
@@ -108,3 +107,68 @@ def invalidate_layouts(widget: QWidget) -> None:
     for w in [widget] + widget.findChildren(QWidget):
         if w.layout() is not None:
             walk(w.layout())
+
+
+class BusyPage(QWidget):
+    """A page that stands in while its content loads: a message over a busy (indeterminate) bar."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("busyPage")
+        lay = QVBoxLayout(self)
+        lay.addStretch(1)
+        self.message = label(text, "subtitle")
+        self.message.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        lay.addWidget(self.message)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)  # busy
+        self.bar.setTextVisible(False)
+        self.bar.setFixedWidth(240)
+        lay.addWidget(self.bar, 0, Qt.AlignmentFlag.AlignHCenter)
+        lay.addStretch(2)
+
+
+class LinesLabel(QLabel):
+    """A label exactly ``lines`` lines tall, each line elided in the middle to fit the width,
+    so that new text never changes its height (the widgets below it never move)."""
+
+    def __init__(self, text: str = "", lines: int = 2, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._lines = max(1, lines)
+        self._full = ""
+        self.setWordWrap(False)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.set_full_text(text)
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def _height(self) -> int:
+        m = self.contentsMargins()
+        return self.fontMetrics().lineSpacing() * self._lines + m.top() + m.bottom() + 2 * self.margin()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt name
+        return QSize(super().sizeHint().width(), self._height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt name
+        return QSize(0, self._height())
+
+    def _elide(self) -> None:
+        fm = self.fontMetrics()
+        width = max(self.contentsRect().width() - 2 * self.margin(), 16)
+        lines = self._full.split("\n")[: self._lines]
+        self.setText("\n".join(fm.elidedText(line, Qt.TextElideMode.ElideMiddle, width) for line in lines))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        self._elide()
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt name (font or style changed)
+        super().changeEvent(event)
+        if event.type() in (event.Type.FontChange, event.Type.StyleChange):
+            self._elide()
+            self.updateGeometry()

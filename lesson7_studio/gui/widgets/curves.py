@@ -5,6 +5,12 @@ metrics.csv and draws four plots against the global step: loss (train per batch,
 valid per epoch), quality (PSNR/SSIM), loss components, and generator/critic losses in GAN
 stages. Stage boundaries are vertical lines on every plot. Redraws are batched on a timer so a
 fast training loop never floods the event loop.
+
+Readability: the PSNR axis never spans less than :data:`MIN_SPAN` ``["psnr"]`` dB (a 0.01 dB
+wobble must not look like a cliff), each legend sits in the corner of its plot that covers the
+fewest points (never the newest ones), and an empty chart says so in the middle of the widget.
+``LrFinderPlot`` draws the sweep point by point as it runs and marks the suggestion on the curve
+with the rule that picked it.
 """
 
 from __future__ import annotations
@@ -13,12 +19,12 @@ import csv
 import math
 from pathlib import Path
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from lesson7_studio.core.events import BatchEnd, EpochEnd, Event, StageStart
+from lesson7_studio.core.events import BatchEnd, EpochEnd, Event, StageStart, format_lr
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#34404f")
 
@@ -29,6 +35,16 @@ PLOTS = [
     ("components", "Loss components (per batch)"),
     ("gan", "GAN: generator and critic losses"),
 ]
+MIN_SPAN = {"psnr": 1.0, "ssim": 0.02}  # smallest y span the quality axes zoom to
+NEWEST_WEIGHT = 1000.0  # a legend over one of a series' newest points costs this many points
+NEWEST_POINTS = 3
+# legend corners as (item anchor, parent anchor, offset): top-right first (the default)
+CORNERS = {
+    "top-right": ((1, 0), (1, 0), (-4, 4)),
+    "top-left": ((0, 0), (0, 0), (4, 4)),
+    "bottom-right": ((1, 1), (1, 1), (-4, -4)),
+    "bottom-left": ((0, 1), (0, 1), (4, -4)),
+}
 _NOT_SERIES = {"stage", "epoch", "step", "iteration", "n_iter", "time", "seconds", "lr", "wall", "elapsed"}
 
 
@@ -100,13 +116,36 @@ class TrainingCurves(QWidget):
         self._timer.setInterval(redraw_ms)
         self._timer.timeout.connect(self.flush)
         self._timer.start()
-        self._placeholder = pg.TextItem("Curves appear here when training starts.", color="#8a93a0", anchor=(0.5, 0.5))
-        self.plots["loss"].addItem(self._placeholder, ignoreBounds=True)
+        self._placeholder = QLabel("Curves appear here when training starts.", self)
+        self._placeholder.setObjectName("curvesPlaceholder")
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setStyleSheet("color: #8a93a0; background: transparent;")
+        self._placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._legend_corner: dict[str, str] = {}
+        for key, p in self.plots.items():
+            p.vb.sigResized.connect(lambda *_a, k=key: self._place_legend(k))
         self._relayout()
+        self._place_placeholder()
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
         self._relayout()
+        self._place_placeholder()
+
+    def _place_placeholder(self) -> None:
+        """Centred on the widget, as tall as its text needs (never cut off)."""
+        ph = self._placeholder
+        hint = ph.sizeHint()
+        w = min(self.width(), max(hint.width() + 16, self.width() // 2))
+        h = hint.height() + 8
+        ph.setGeometry((self.width() - w) // 2, (self.height() - h) // 2, w, h)
+        ph.raise_()
+
+    def placeholder_visible(self) -> bool:
+        return not self._placeholder.isHidden()
+
+    def legend_corner(self, plot: str) -> str:
+        return self._legend_corner.get(plot, "top-right")
 
     def _sync_ssim_view(self) -> None:
         q = self.plots["quality"]
@@ -154,6 +193,7 @@ class TrainingCurves(QWidget):
         self._placeholder.setVisible(True)
         self._dirty = False
         self._relayout()
+        self._apply_min_spans()
 
     def series(self, name: str) -> tuple[list[float], list[float]]:
         """(steps, values) of a series, e.g. "train_loss", "valid_loss", "psnr", "batch_loss"."""
@@ -249,6 +289,90 @@ class TrainingCurves(QWidget):
             if item is None:
                 item = self._make_item(name)
             item.setData(xs, ys)
+        self._apply_min_spans()
+        for key in self._visible:
+            self._place_legend(key)
+
+    # ------------------------------------------------------------------ readability
+    def _series_values(self, word: str) -> list[float]:
+        return [y for n, (_x, ys) in self._data.items() if word in n.lower() and self._series_plot[n] == "quality"
+                for y in ys]
+
+    def _apply_min_spans(self) -> None:
+        """Quality axes: automatic range, but never narrower than MIN_SPAN (centred on the data)."""
+        q = self.plots["quality"]
+        for word, vb in (("psnr", q.vb), ("ssim", self._ssim_vb)):
+            ys = self._series_values(word)
+            if not ys:
+                vb.enableAutoRange(axis=pg.ViewBox.YAxis, enable=True)
+                continue
+            lo, hi = min(ys), max(ys)
+            if hi - lo >= MIN_SPAN[word]:
+                vb.enableAutoRange(axis=pg.ViewBox.YAxis, enable=True)
+            else:
+                mid, half = (lo + hi) / 2, MIN_SPAN[word] / 2
+                vb.setYRange(mid - half, mid + half, padding=0.05)  # turns y auto-range off
+
+    def y_span(self, plot: str, axis: str = "left") -> float:
+        """Height of a plot's visible y range (``axis="right"``: the SSIM axis of the quality plot)."""
+        vb = self._ssim_vb if axis == "right" else self.plots[plot].vb
+        vb.updateAutoRange()
+        (_x0, _x1), (y0, y1) = vb.viewRange()
+        return y1 - y0
+
+    def _points_of(self, key: str) -> list[tuple[np.ndarray, np.ndarray, "pg.ViewBox"]]:
+        out = []
+        for name, item in self._items.items():
+            if self._series_plot.get(name) != key:
+                continue
+            xs, ys = self._data[name]
+            vb = self._ssim_vb if item.getViewBox() is self._ssim_vb else self.plots[key].vb
+            out.append((np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), vb))
+        return out
+
+    def _place_legend(self, key: str) -> None:
+        """Move the legend of plot ``key`` to the corner that covers the fewest points."""
+        plot = self.plots[key]
+        legend = plot.legend
+        if legend is None or not self._items or key not in self._visible:
+            return
+        vb = plot.vb
+        vw, vh = vb.width(), vb.height()
+        lr = legend.boundingRect()
+        if vw <= 0 or vh <= 0 or lr.width() <= 0:
+            return
+        fw, fh = min(1.0, (lr.width() + 8) / vw), min(1.0, (lr.height() + 8) / vh)
+        boxes = {  # legend rectangles in fractions of the view, y upwards
+            "top-right": (1 - fw, 1, 1 - fh, 1),
+            "top-left": (0, fw, 1 - fh, 1),
+            "bottom-right": (1 - fw, 1, 0, fh),
+            "bottom-left": (0, fw, 0, fh),
+        }
+        series = self._points_of(key)
+        fracs = []
+        for xs, ys, svb in series:
+            if not len(xs):
+                continue
+            svb.updateAutoRange()
+            (x0, x1), (y0, y1) = svb.viewRange()
+            fx = (xs - x0) / ((x1 - x0) or 1.0)
+            fy = (ys - y0) / ((y1 - y0) or 1.0)
+            w = np.ones(len(xs))
+            w[-NEWEST_POINTS:] = NEWEST_WEIGHT
+            fracs.append((fx, fy, w))
+        if not fracs:
+            return
+
+        def cost(box) -> float:
+            a, b, c, d = box
+            return float(sum(((fx >= a) & (fx <= b) & (fy >= c) & (fy <= d)) @ w for fx, fy, w in fracs))
+
+        current = self._legend_corner.get(key, "top-right")
+        best = min(boxes, key=lambda k: (cost(boxes[k]), k != current, list(CORNERS).index(k)))
+        if best != current or key not in self._legend_corner:
+            item_pos, parent_pos, offset = CORNERS[best]
+            legend.anchor(itemPos=item_pos, parentPos=parent_pos, offset=offset)
+            self._legend_corner[key] = best
 
     def _make_item(self, name: str) -> pg.PlotDataItem:
         key = self._series_plot[name]
@@ -286,40 +410,96 @@ class TrainingCurves(QWidget):
         return item
 
 
+class PlainLogAxis(pg.AxisItem):
+    """A log-mode axis labelled 1e-5, 1e-4 ... (decades only; minor ticks unlabelled)."""
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        out = []
+        for v in values:
+            e = float(v) + math.log10(scale) if scale else float(v)
+            out.append(f"1e{round(e)}" if abs(e - round(e)) < 1e-6 else "")
+        return out
+
+
 class LrFinderPlot(QWidget):
-    """Loss against learning rate (log x) with the suggested lr marked."""
+    """Smoothed loss against learning rate (log x), drawn point by point during the sweep, with
+    the suggested learning rate marked on the curve and the rule that picked it."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.plot_widget = pg.PlotWidget(title="LR finder")
+        self.plot_widget = pg.PlotWidget(title="LR finder", axisItems={"bottom": PlainLogAxis("bottom")})
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setLogMode(x=True, y=False)
-        self.plot.setLabel("bottom", "learning rate")
-        self.plot.setLabel("left", "loss")
+        self.plot.setLabel("bottom", "learning rate (log scale)")
+        self.plot.setLabel("left", "training loss (smoothed)")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # no "(x1e-06)" beside 1e-1 ... 1e2
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.curve = self.plot.plot([], [], pen=pg.mkPen("#2f7de1", width=2))
         self.marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#c0392b", width=1, style=Qt.PenStyle.DashLine))
         self.marker.setVisible(False)
         self.plot.addItem(self.marker, ignoreBounds=True)
+        self.dot = self.plot.plot([], [], pen=None, symbol="o", symbolSize=11, symbolBrush=None,
+                                  symbolPen=pg.mkPen("#c0392b", width=2))
+        self.note = pg.TextItem("", color="#c0392b", anchor=(0, 1))
+        self.note.setVisible(False)
+        self.plot.addItem(self.note, ignoreBounds=True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot_widget)
         self.lrs: list[float] = []
         self.losses: list[float] = []
+        self.suggested: float | None = None
+        self.rule = ""
 
-    def set_data(self, lrs: list[float], losses: list[float], suggested: float | None = None) -> None:
+    # -- during the sweep
+    def start_sweep(self) -> None:
+        self.clear()
+        self.plot.setTitle("LR finder: sweeping…")
+
+    def add_point(self, lr: float, loss: float) -> None:
+        if lr > 0 and _finite(loss) is not None:
+            self.lrs.append(float(lr))
+            self.losses.append(float(loss))
+            self._redraw()
+
+    # -- at the end
+    def set_data(self, lrs: list[float], losses: list[float], suggested: float | None = None,
+                 rule: str = "") -> None:
         pairs = [(lr, lo) for lr, lo in zip(lrs, losses) if lr > 0 and _finite(lo) is not None]
         self.lrs = [p[0] for p in pairs]
         self.losses = [p[1] for p in pairs]
+        self.suggested = suggested if suggested and suggested > 0 else None
+        self.rule = rule
+        self.plot.setTitle("LR finder")
+        self._redraw()
+
+    def suggestion_point(self) -> tuple[float, float] | None:
+        """(lr, loss) of the marked suggestion on the curve, or None."""
+        if self.suggested is None or not self.lrs:
+            return None
+        x = np.log10(np.asarray(self.lrs))
+        return self.suggested, float(np.interp(math.log10(self.suggested), x, np.asarray(self.losses)))
+
+    def _redraw(self) -> None:
         self.curve.setData(self.lrs, self.losses)
         if self.losses:  # the diverging tail would squash the useful part
             lo, hi = min(self.losses), sorted(self.losses)[int(0.9 * (len(self.losses) - 1))]
             self.plot.setYRange(lo, hi + 0.1 * (hi - lo + 1e-8), padding=0.05)
-        if suggested:
-            self.marker.setPos(math.log10(suggested))
-            self.marker.setVisible(True)
-        else:
+        pt = self.suggestion_point()
+        if pt is None:
             self.marker.setVisible(False)
+            self.dot.setData([], [])
+            self.note.setVisible(False)
+            return
+        lx = math.log10(pt[0])
+        self.marker.setPos(lx)
+        self.marker.setVisible(True)
+        self.dot.setData([pt[0]], [pt[1]])
+        rule = self.rule.split(":", 1)[0] if self.rule else "suggested"
+        self.note.setText(f"{rule}: {format_lr(pt[0])}")
+        self.note.setPos(lx, pt[1])
+        self.note.setVisible(True)
 
     def clear(self) -> None:
         self.set_data([], [], None)

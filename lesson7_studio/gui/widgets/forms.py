@@ -13,7 +13,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 
 INT_LIMIT = 1_000_000_000
 FIELD_MAX_WIDTH = 260
+RANGE_BOX_MIN_WIDTH = 64  # each box of a (low, high) pair
 # readable labels for terse parameter names (the tooltip keeps the name and its help)
 LABELS = {
     "nf": "Features (nf)",
@@ -282,6 +282,9 @@ class Field:
                 b.setDecimals(2)
                 b.setRange(float(lo), float(hi))
                 b.setSingleStep(0.1 if hi - lo <= 10 else 1.0)
+            # a wide range (dust 0..100000) would make the pair as wide as six digits each; let
+            # the boxes shrink to what fits a narrow column (they grow again when there is room)
+            b.setMinimumWidth(min(b.minimumSizeHint().width(), RANGE_BOX_MIN_WIDTH))
             boxes.append(b)
         dash = QLabel("to")
         lay.addWidget(boxes[0], 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from lesson7_studio.gui import qtcompat  # noqa: F401  (PySide6 refcount work-around)
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget

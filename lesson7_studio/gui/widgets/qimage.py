@@ -6,7 +6,6 @@ from typing import Any
 
 import numpy as np
 
-from lesson7_studio.gui import qtcompat  # noqa: F401  (PySide6 refcount work-around)
 from PySide6.QtGui import QImage, QPixmap
 
 

@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from lesson7_studio.gui import qtcompat  # noqa: F401
 from PySide6.QtCore import (
     QAbstractListModel,
     QModelIndex,
