@@ -181,7 +181,7 @@ class AppContext(QObject):
 
     # ------------------------------------------------------------------ models
     def available_models(self) -> list[ModelChoice]:
-        """Starter model(s), the project's models/*.safetensors, then each finished run's model."""
+        """Starter model(s), every loadable file in the project's models/, then each finished run's model."""
         out: list[ModelChoice] = []
         for p in starter_models():
             out.append(ModelChoice(f"Starter: {p.stem}", p, "starter"))

@@ -332,3 +332,16 @@ def test_legend_never_hides_the_newest_points(qtbot, panel):
     last = q.vb.mapViewToScene(QPointF(xs[-1], ys[-1]))
     assert not q.legend.sceneBoundingRect().contains(last), curves.legend_corner("quality")
     assert curves.legend_corner("quality") != "top-right"
+
+
+def test_start_from_offers_only_this_projects_checkpoints(qtbot, panel, ctx):
+    # models/ may hold community .pth and .onnx files for Compare/Restore; training cannot start from them
+    models = ctx.project.models_dir
+    models.mkdir(parents=True, exist_ok=True)
+    for name in ("community.pth", "exported.onnx", "mine.safetensors"):
+        (models / name).write_bytes(b"not read here")
+    panel._fill_start()
+    offered = [panel.start_combo.itemData(i)[1] for i in range(panel.start_combo.count())]
+    names = {Path(p).name for p in offered if p}
+    assert "mine.safetensors" in names
+    assert not names & {"community.pth", "exported.onnx"}

@@ -482,8 +482,8 @@ class TrainPanel(QWidget):
                 self.start_combo.addItem("ImageNet encoder", ("imagenet", None))
             self.start_combo.addItem("Starter model", ("starter", None))
             for m in self.ctx.available_models():
-                if m.source == "starter":
-                    continue
+                if m.source == "starter" or Path(m.path).suffix.lower() != ".safetensors":
+                    continue  # training starts only from this project's own checkpoints
                 self.start_combo.addItem(m.label if m.source == "run" else f"Model: {m.label}",
                                          ("checkpoint", str(m.path)))
                 self.start_combo.setItemData(self.start_combo.count() - 1, str(m.path), Qt.ItemDataRole.ToolTipRole)
