@@ -232,7 +232,10 @@ def write_result(args, runs: dict, load_start, rounds: int) -> tuple[Path, dict,
     base = statistics.median(fa) if fa else None
     summary = {name: median_summary(reps, base) for name, reps in runs.items()}
     cpus = os.cpu_count() or 1
-    loaded = any(v and v[0] > cpus for v in [load_start, load_now] + [
+    # the 1-minute load average before a run includes the previous run's own threads (about
+    # --threads, all the CPUs by default): only what comes on top of that is other work
+    own = min(args.threads or cpus, cpus)
+    loaded = any(v and v[0] > own + 0.5 for v in [load_start, load_now] + [
         r.get("load_avg_before") for reps in runs.values() for r in reps])
     dev = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else (platform.processor() or platform.machine())
     result = {
