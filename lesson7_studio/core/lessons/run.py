@@ -18,7 +18,6 @@ larger ``epochs`` trains on with a new one-cycle schedule over the extra epochs.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,9 @@ import torch.nn.functional as F
 
 from ..errors import Cancelled, CheckpointError, TrainingError
 from ..events import CancelToken, EventCallback, Finished, Log, StageStart, emit
-from ..images import atomic_write
 from ..train.callbacks import BudgetCallback, CheckpointCallback, Recorder
 from ..train.learner import Callback, Learner
-from ..train.run import RunFolder, rng_state, seed_everything, set_rng_state
+from ..train.run import RunFolder, atomic_bytes, atomic_torch_save, rng_state, seed_everything, set_rng_state
 from .recipes import RESUME_CHANGEABLE, LessonConfig, apply_overrides
 
 STATE_FORMAT = 1
@@ -135,19 +133,6 @@ def prepare_data(cfg: LessonConfig, on_event: Optional[EventCallback] = None,
 # the run
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_write(path) as tmp:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    with atomic_write(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-
 class _LessonRun:
     def __init__(self, cfg: LessonConfig, on_event, cancel, resume: bool) -> None:
         self.cfg, self.on_event, self.cancel, self.resume = cfg, on_event, cancel, resume
@@ -190,8 +175,8 @@ class _LessonRun:
             "rng": rng_state(),
             "elapsed": float(self.elapsed_before + time.perf_counter() - self.t_start),
         }
-        _atomic_torch_save(state, ck / f"{name}.state.pt")
-        _atomic_text(ck / "last.json", json.dumps({"name": name, "step": int(learn.step)}))
+        atomic_torch_save(state, ck / f"{name}.state.pt")
+        atomic_bytes(ck / "last.json", json.dumps({"name": name, "step": int(learn.step)}).encode("utf-8"))
         names = sorted({p.name.split(".")[0] for p in ck.glob("*-s*.state.pt")}, key=lambda n: int(n.rsplit("-s", 1)[1]))
         for old in names[:-max(1, int(self.cfg.keep_checkpoints))]:
             if old != name:
@@ -251,7 +236,7 @@ class _LessonRun:
             start_epoch, skip = self._restore(learn)
         elif self.resume:
             self.folder.load_rows()
-        _atomic_text(self.folder.config_path, cfg.to_json())
+        atomic_bytes(self.folder.config_path, cfg.to_json().encode("utf-8"))
         self.emit(StageStart(name=cfg.arch, index=0, total=1, epochs=cfg.epochs))
         stopped = ""
         try:

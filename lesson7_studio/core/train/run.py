@@ -68,7 +68,7 @@ class RunResult:
 # small file helpers
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
+def atomic_bytes(path: Path, data: bytes) -> None:
     with atomic_write(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -76,7 +76,7 @@ def _atomic_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
+def atomic_torch_save(obj: Any, path: Path) -> None:
     with atomic_write(path) as tmp:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
@@ -153,7 +153,7 @@ class RunFolder:
         w.writeheader()
         for r in self.rows:
             w.writerow(r)
-        _atomic_bytes(self.metrics_path, buf.getvalue().encode("utf-8"))
+        atomic_bytes(self.metrics_path, buf.getvalue().encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,8 +618,8 @@ class _Run:
             "elapsed": float(self.elapsed_before + time.perf_counter() - self.t_start),
             "has_critic": self.critic is not None and (self.folder.ckpt / f"{name}.critic.safetensors").exists(),
         }
-        _atomic_torch_save(state, base.with_suffix(".state.pt"))
-        _atomic_bytes(self.folder.ckpt / "last.json", json.dumps({"name": name, "step": int(learn.step)}).encode())
+        atomic_torch_save(state, base.with_suffix(".state.pt"))
+        atomic_bytes(self.folder.ckpt / "last.json", json.dumps({"name": name, "step": int(learn.step)}).encode())
         self._prune(name)
         if self.cfg.snapshots and self.gen is not None and stage.kind in ("restore", "gan", "wgan"):
             self._snapshot(name, stage.name)
@@ -1029,7 +1029,7 @@ class _Run:
             raise TrainingError("GAN stages run in a single process; start this recipe without torchrun.")
         self.folder.create()
         if self.main:
-            _atomic_bytes(self.folder.config_path, cfg.to_json().encode("utf-8"))
+            atomic_bytes(self.folder.config_path, cfg.to_json().encode("utf-8"))
         dist_.barrier()
         if resuming:
             if self.main:  # temp files of a write that was killed (kill -9 during a checkpoint)
