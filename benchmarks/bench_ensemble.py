@@ -47,7 +47,7 @@ def _pairs(folder: Path, recipe, n: int, seed: int):
     """(name, degraded uint8 array, original float array) for the first n images of folder."""
     from lesson7_studio.core import images
     from lesson7_studio.core.crappify import apply_recipe, prepare_hr
-    from lesson7_studio.core.datasets import item_seed
+    from lesson7_studio.core.crappify import item_seed
 
     out = []
     for path in list(images.iter_images(folder))[:n]:
@@ -67,7 +67,9 @@ def _timed(fn):
 def bench_model(spec: str, args) -> dict:
     from lesson7_studio.core import restore
     from lesson7_studio.core.crappify import get_recipe
-    from lesson7_studio.core.restore import _metric_row
+    from lesson7_studio.core.restore import metric_row
+    from lesson7_studio.core.restore.runner import Runner
+    from lesson7_studio.core.restore.tiling import probe_tile
 
     model = restore.load_any_model(spec, device="cpu")
     meta = getattr(model, "checkpoint_meta", None) or {}
@@ -77,8 +79,8 @@ def bench_model(spec: str, args) -> dict:
     # warm-up, untimed: one ensemble restore settles precision "auto"'s verdict for this model
     # (kept in the cache folder), so plain and ensemble runs are timed in the same precision
     restore.restore_array(model, pairs[0][1], precision=args.precision, ensemble=True)
-    runner = restore._Runner(model, None, args.precision)
-    runner.choose_precision(restore._probe_tile(pairs[0][1], runner.facts), False, work_px=0)
+    runner = Runner(model, None, args.precision)
+    runner.choose_precision(probe_tile(pairs[0][1], runner.facts), False, work_px=0)
     used = "fp32" if runner.dtype is None else str(runner.dtype).replace("torch.", "")
     load_before = _load_avg()
     rows = []
@@ -96,8 +98,8 @@ def bench_model(spec: str, args) -> dict:
         f = lambda a: a.astype(np.float32) / 255.0  # noqa: E731
         if plain.shape[:2] != hr.shape[:2]:
             raise SystemExit(f"{spec} returns {plain.shape[:2]} for {name}, not the original's {hr.shape[:2]}.")
-        p_score = _metric_row(f(plain), hr, border)
-        e_score = _metric_row(f(ens), hr, border)
+        p_score = metric_row(f(plain), hr, border)
+        e_score = metric_row(f(ens), hr, border)
         row = {
             "image": name,
             "lr_size": [int(lr.shape[1]), int(lr.shape[0])],

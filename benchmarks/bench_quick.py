@@ -2,6 +2,8 @@
 
     python benchmarks/bench_quick.py [--recipes quick finetune] [--repeats 1] [--seed 0]
 
+(``--seed`` is the training seed; the dataset and the held-out photos' degradations stay fixed.)
+
 Builds a 30-photo `decrappify-x2` dataset (a fixed list of ../shared/data/train/bsds500_train;
 10 % held out as its validation split, as the Data panel does), then runs each recipe exactly as
 the Train panel's Start does (its defaults: `quick` from scratch, `finetune` from the starter
@@ -94,12 +96,13 @@ def start_model(cfg, data: Path):
     return models.restorer(cfg.arch, **{**cfg.arch_options, "scale": dataset_scale(data)}).eval()
 
 
-def run_one(recipe: str, data: Path, work: Path, folders: dict[str, Path], rep: int, **overrides) -> dict:
+def run_one(recipe: str, data: Path, work: Path, folders: dict[str, Path], rep: int, seed: int = SEED,
+            **overrides) -> dict:
     from lesson7_studio.core.restore import load_any_model
     from lesson7_studio.core.train import apply_overrides, get_recipe, train
 
     out = work / f"run-{recipe}-{rep}"
-    cfg = apply_overrides(get_recipe(recipe), data=str(data), out=str(out), device="cpu", seed=SEED, **overrides)
+    cfg = apply_overrides(get_recipe(recipe), data=str(data), out=str(out), device="cpu", seed=seed, **overrides)
     start = score(start_model(cfg, data), folders)
     load_before = os.getloadavg()
     t0, c0 = time.perf_counter(), time.process_time()
@@ -107,7 +110,7 @@ def run_one(recipe: str, data: Path, work: Path, folders: dict[str, Path], rep: 
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     load_after = os.getloadavg()
     end = score(load_any_model(result.model_path, device="cpu"), folders)
-    row = {"recipe": recipe, "repeat": rep, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "steps": result.steps,
+    row = {"recipe": recipe, "repeat": rep, "seed": seed, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "steps": result.steps,
            "finished": result.finished, "loadavg_before": [round(v, 2) for v in load_before],
            "loadavg_after": [round(v, 2) for v in load_after], "sets": {}}
     for name in folders:
@@ -143,6 +146,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipes", nargs="+", default=["quick", "finetune"], choices=["quick", "finetune"])
     ap.add_argument("--repeats", type=int, default=1, help="runs of each recipe (the median is reported)")
+    ap.add_argument("--seed", type=int, default=SEED,
+                    help="training seed (init, crops, order); the dataset and held-out photos stay fixed")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "quick.json"))
     ap.add_argument("--epochs", type=int,
                     help="smoke runs only: override the recipes' epochs (the targets are for the defaults)")
@@ -156,11 +161,11 @@ def main() -> int:
         data = build_dataset(work)
         folders = {"held_out": _link_all([DATA / "valid" / f for f in HELD_OUT], work / "held_out"),
                    "dataset_valid": _valid_originals(data, work)}
-        rows = [run_one(r, data, work, folders, i, **overrides) for i in range(a.repeats) for r in a.recipes]
+        rows = [run_one(r, data, work, folders, i, a.seed, **overrides) for i in range(a.repeats) for r in a.recipes]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {
-        "benchmark": "bench_quick", "recipe": RECIPE, "seed": SEED, "train_photos": len(TRAIN_PHOTOS),
+        "benchmark": "bench_quick", "recipe": RECIPE, "seed": SEED, "train_seed": a.seed, "train_photos": len(TRAIN_PHOTOS),
         "held_out_photos": HELD_OUT, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "repeats": a.repeats,
         "overrides": {k: v for k, v in overrides.items() if v is not None},

@@ -137,7 +137,7 @@ def _worker(args: argparse.Namespace) -> dict:
         s = restore.restore_folder(model, src, dst, precision=precision, on_event=on_event)
         res["input_megapixels"] = s.megapixels
         res["failed"] = [str(p) for p, _ in s.failed]
-        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
+        res["precision_probe"] = {str(k): v for k, v in restore.facts.model_cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
     elif args.worker == "paired":
         # compute only, one process, methods alternating image by image: load spikes from other
         # jobs on the machine hit all methods alike; the best of the rounds is kept
@@ -173,7 +173,7 @@ def _worker(args: argparse.Namespace) -> dict:
         res["rounds_seconds"] = times
         res["rounds_cpu_seconds"] = cpu
         res["input_megapixels"] = sum(i.shape[0] * i.shape[1] for i in imgs) / 1e6
-        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
+        res["precision_probe"] = {str(k): v for k, v in restore.facts.model_cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
     elif args.worker == "plain-mem":
         w, h = (int(v) for v in args.size.split("x"))
         x = torch.rand(1, 3, h, w)
@@ -184,8 +184,8 @@ def _worker(args: argparse.Namespace) -> dict:
         s = restore.restore_folder(model, src, dst, precision="auto")
         res["input_megapixels"] = s.megapixels
         res["failed"] = [str(p) for p, _ in s.failed]
-        res["precision_probe"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
-        res["bytes_per_net_px_estimate"] = restore._cache(model).get("bytes_per_px")
+        res["precision_probe"] = {str(k): v for k, v in restore.facts.model_cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
+        res["bytes_per_net_px_estimate"] = restore.facts.model_cache(model).get("bytes_per_px")
     res["seconds"] = time.perf_counter() - t0
     res["cpu_seconds"] = time.process_time() - c0
     if done_at:
@@ -338,9 +338,9 @@ def main() -> int:
     import torch
     from PIL import Image
 
-    from lesson7_studio.core import restore
     from lesson7_studio.core.crappify import apply_recipe, get_recipe, prepare_hr
-    from lesson7_studio.core.datasets import item_seed
+    from lesson7_studio.core.devices import cpu_supports_bf16
+    from lesson7_studio.core.crappify import item_seed
     from lesson7_studio.core.images import load_image
 
     result: dict = {
@@ -351,7 +351,7 @@ def main() -> int:
             "cpus": os.cpu_count(),
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
-            "cpu_bf16": restore._cpu_supports_bf16(),
+            "cpu_bf16": cpu_supports_bf16(),
             "note": "shared machine (other engineers' jobs running); load averages recorded per run",
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

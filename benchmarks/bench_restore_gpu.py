@@ -62,6 +62,7 @@ def main() -> int:
     from PIL import Image
 
     from lesson7_studio.core import metrics, models, restore
+    from lesson7_studio.core.devices import cpu_supports_bf16
     from lesson7_studio.core.crappify import apply_recipe, get_recipe, prepare_hr
     from lesson7_studio.core.events import Log
     from lesson7_studio.core.images import load_image
@@ -76,7 +77,7 @@ def main() -> int:
         kodak = sorted((data / "kodak").glob("*.png"))
     dev = torch.device(args.device)
     res: dict = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
-                 "cpu_bf16": restore._cpu_supports_bf16(), "train_seconds": args.train_seconds}
+                 "cpu_bf16": cpu_supports_bf16(), "train_seconds": args.train_seconds}
     t_start = time.time()
     recipe = get_recipe("decrappify-x2")
 
@@ -136,10 +137,10 @@ def main() -> int:
                 vals.append(_psnr(ref, low))
             out[f"psnr_{dt_name}_vs_fp32_{dev.type}"] = [round(v, 2) for v in vals]
         # what precision "auto" decides (its probe), on this device and on the CPU
-        restore._MODEL_CACHE.pop(model, None)
+        restore.facts.MODEL_CACHE.pop(model, None)
         restore.restore_array(model, lrs[0], precision="auto", device=dev)
-        out["auto_decision_" + dev.type] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
-        if dev.type == "cuda" and restore._cpu_supports_bf16():
+        out["auto_decision_" + dev.type] = {str(k): v for k, v in restore.facts.model_cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
+        if dev.type == "cuda" and cpu_supports_bf16():
             cpu_model = model.to("cpu")
             x = to_t(lrs[0][:128, :192])
             with torch.inference_mode():
@@ -148,7 +149,7 @@ def main() -> int:
                     low = cpu_model(x).float()
             out["psnr_bf16_vs_fp32_cpu_crop"] = round(_psnr(ref, low), 2)
             restore.restore_array(cpu_model, lrs[0][:128, :192], precision="auto", device="cpu")
-            out["auto_decision_cpu"] = {str(k): v for k, v in restore._cache(cpu_model).items() if isinstance(k, tuple) and k[0] == "precision" and "cpu" in k[1]}
+            out["auto_decision_cpu"] = {str(k): v for k, v in restore.facts.model_cache(cpu_model).items() if isinstance(k, tuple) and k[0] == "precision" and "cpu" in k[1]}
             model.to(dev)
         # quality against bicubic (fp32)
         ys, bic = [], []
@@ -360,7 +361,7 @@ def folder_benchmark(model, kodak, dev, recipe, log, n_large: int) -> dict:
             row["ours_seconds"] = round(time.perf_counter() - t, 3)
             row["ours_peak_gpu_gb"] = peak_gb()
             row["ours_failed"] = [str(x) for x in summary.failed]
-            row["ours_precision"] = {str(k): v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
+            row["ours_precision"] = {str(k): v for k, v in restore.facts.model_cache(model).items() if isinstance(k, tuple) and k[0] == "precision"}
             row["plain_mp_per_s"] = round(out_mp / row["plain_seconds"], 2)
             row["ours_mp_per_s"] = round(out_mp / row["ours_seconds"], 2)
             row["speedup_ours_vs_plain"] = round(row["plain_seconds"] / row["ours_seconds"], 2)

@@ -171,7 +171,7 @@ def time_models(models: dict[str, Any], repeats: int, precision: str) -> dict[st
     from lesson7_studio.core.crappify import apply_recipe, get_recipe
     from lesson7_studio.core.restore import restore_array
 
-    src = ROOT / "resources" / "samples" / "kodim03.png"
+    src = ROOT / "lesson7_studio" / "resources" / "samples" / "kodim03.png"
     if not src.exists():
         src = SHARED / "data" / "valid" / "kodak24" / "kodim03.png"
     lr = np.asarray(apply_recipe(Image.open(src).convert("RGB"), get_recipe("decrappify-x2"), 0).image)
@@ -199,7 +199,7 @@ def _size_of(recipe, lr: Image.Image) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from lesson7_studio.core.crappify import get_recipe
-    from lesson7_studio.core.datasets import item_seed
+    from lesson7_studio.core.crappify import item_seed
     from lesson7_studio.core.restore import load_any_model
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the one-folder PyInstaller bundle (dist/lesson7-studio/) and smoke-test it:
 #   (a) --version prints the package version, (b) `restore` with the bundled starter model
-#   restores a 128 px copy of resources/samples/kodim03.png, (c) the app starts offscreen,
+#   restores a 128 px copy of lesson7_studio/resources/samples/kodim03.png, (c) the app starts offscreen,
 #   shows its main window and quits with status 0.
 # Usage: packaging/build_bundle.sh [--skip-build]     (PYTHON=python3 by default)
 set -euo pipefail
@@ -37,7 +37,7 @@ echo "smoke (a) ok: $got"
 # (b) restore one downscaled sample with the starter model
 mkdir -p "$tmp/in"
 "$PY" -c 'import sys; from PIL import Image
-im = Image.open("resources/samples/kodim03.png").convert("RGB"); im.thumbnail((128, 128))
+im = Image.open("lesson7_studio/resources/samples/kodim03.png").convert("RGB"); im.thumbnail((128, 128))
 im.save(sys.argv[1])' "$tmp/in/kodim03.png"
 t0=$(date +%s)
 "$APP" restore "$tmp/in" "$tmp/out" --device cpu

@@ -1,8 +1,8 @@
-"""Render resources/icons/lesson7-studio.svg (the source of truth) to the hicolor PNG sizes.
+"""Render lesson7_studio/resources/icons/lesson7-studio.svg (the source of truth) to the hicolor PNG sizes.
 
     QT_QPA_PLATFORM=offscreen python3 packaging/render_icons.py
 
-Writes resources/icons/hicolor/<N>x<N>/apps/lesson7-studio.png for every N in SIZES.
+Writes lesson7_studio/resources/icons/hicolor/<N>x<N>/apps/lesson7-studio.png for every N in SIZES.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SVG = ROOT / "resources" / "icons" / "lesson7-studio.svg"
-HICOLOR = ROOT / "resources" / "icons" / "hicolor"
+SVG = ROOT / "lesson7_studio" / "resources" / "icons" / "lesson7-studio.svg"
+HICOLOR = ROOT / "lesson7_studio" / "resources" / "icons" / "hicolor"
 SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 
 

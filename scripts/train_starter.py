@@ -22,7 +22,7 @@
    ``--export-ema`` writes ``model_ema.safetensors`` from the newest checkpoint of a run that is
    still going (or was stopped), to evaluate it.
 
-v3 (CPU fine-tune of v2, as shipped; see resources/models/starter.md for the exact command).
+v3 (CPU fine-tune of v2, as shipped; see lesson7_studio/resources/models/starter.md for the exact command).
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ from lesson7_studio import __version__
 from lesson7_studio.core import desktop
 
 ROOT = Path(__file__).resolve().parents[1]
-LINUX = ROOT / "packaging" / "linux"
+RESOURCES = ROOT / "lesson7_studio" / "resources"
+LINUX = RESOURCES / "linux"
 DESKTOP = LINUX / f"{desktop.APP_ID}.desktop"
 METAINFO = LINUX / f"{desktop.APP_ID}.metainfo.xml"
-ICONS = ROOT / "resources" / "icons"
+ICONS = RESOURCES / "icons"
 SIZES = (16, 24, 32, 48, 64, 128, 256, 512)
 MIME = {"image/jpeg", "image/png", "image/tiff", "image/webp", "image/bmp", "image/gif"}
 
@@ -125,6 +126,8 @@ def test_pyinstaller_spec_is_portable_and_complete():
     assert {"Analysis", "PYZ", "EXE", "COLLECT", "SPECPATH"} <= names
     strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     assert "resources" in strings and "entry.py" in strings and "lesson7_studio" in strings
+    # the package data goes where importlib.resources looks in the bundle: lesson7_studio/resources
+    assert 'datas = [\n    (RESOURCES, os.path.join("lesson7_studio", "resources")),\n]' in text
     assert "collect_submodules" in text and "exclude_binaries=True" in text  # one-folder
     assert 'collect_dynamic_libs("torchvision"' in text  # its ops .so files (import fails without)
     for s in strings:
@@ -141,3 +144,24 @@ def test_bundle_entry_runs_the_cli(monkeypatch, capsys):
         mod.run()
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"lesson7-studio {__version__}"
+
+
+def test_style_and_panel_icons_come_from_the_package_resources(qapp):
+    """The style sheet loads from the package data and every icon it or the panel list names is
+    there and renders (a missing file would give an empty style or blank icons, no error)."""
+    from lesson7_studio.core.project import resources_dir
+    from lesson7_studio.gui import main_window
+    from lesson7_studio.gui.app import stylesheet
+    from lesson7_studio.gui.icons import icon
+
+    assert resources_dir() == RESOURCES
+    qss = stylesheet()
+    assert qss and "@ICONS@" not in qss
+    urls = re.findall(r"url\(([^)]+)\)", qss)
+    assert len(urls) >= 3
+    for url in urls:
+        assert Path(url).is_file() and Path(url).parent == ICONS, url
+    names = [p[2] for p in main_window.PANELS] + ["lesson7-studio.svg"]
+    for name in names:
+        assert not icon(name).pixmap(32, 32).isNull(), f"icon {name} missing from {ICONS}"
+    assert icon("no-such-icon.svg").pixmap(32, 32).isNull()  # the check above can fail

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import ProgressBars, cancel_on_sigint, non_negative_int, positive_int
+from ._common import non_negative_int, positive_int
+from .progress import ProgressBars, showing
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -55,38 +56,24 @@ def run_crappify(args: argparse.Namespace) -> int:
         return 2
 
     from lesson7_studio.core.crappify import get_recipe
-    from lesson7_studio.core.datasets import build_pairs
-    from lesson7_studio.core.events import CancelToken, ItemFailed, Log, Progress
+    from lesson7_studio.core.crappify import build_pairs
+    from lesson7_studio.core.events import CancelToken
 
     recipe = get_recipe(args.recipe)
     cancel = CancelToken()
-    bars = ProgressBars(f"crappify ({recipe.name})", "img", "crappify", rate=False)
-    say = bars.say
-
-    def on_event(ev: object) -> None:
-        if isinstance(ev, Progress):
-            bars.progress(ev)
-        elif isinstance(ev, ItemFailed):
-            say(f"skipped {ev.path}: {ev.reason}")
-        elif isinstance(ev, Log):
-            say(ev.message)
-
-    doing = "cancelling: finishing the images in progress ..."
-    try:
-        with cancel_on_sigint(cancel, say, doing):
-            summary = build_pairs(
-                args.src,
-                args.dst,
-                recipe,
-                seed=args.seed,
-                valid_pct=args.valid_pct,
-                max_size=args.max_size,
-                workers=args.workers,
-                on_event=on_event,
-                cancel=cancel,
-            )
-    finally:
-        bars.close()
+    bars = ProgressBars(f"crappify ({recipe.name})", "img", "crappify", rate=False, failed="skipped")
+    with showing(bars, cancel, "cancelling: finishing the images in progress ..."):
+        summary = build_pairs(
+            args.src,
+            args.dst,
+            recipe,
+            seed=args.seed,
+            valid_pct=args.valid_pct,
+            max_size=args.max_size,
+            workers=args.workers,
+            on_event=bars,
+            cancel=cancel,
+        )
 
     print(
         f"{summary.built} pairs built, {summary.skipped_existing} already there, "

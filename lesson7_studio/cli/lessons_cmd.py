@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ._common import cancel_on_sigint, non_negative_int, positive_float, positive_int
+from ._common import non_negative_int, positive_float, positive_int
+from .progress import Console, ProgressBars, advance, progress_bar, showing
 
 LESSONS = ("resnet-mnist", "human-numbers")
 
@@ -90,35 +90,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-class _Bars:
+class _Bars(Console):
     """Batch bar per epoch, one line per epoch, downloads as bars."""
 
     def __init__(self) -> None:
-        from ._common import ProgressBars
-
-        self.bar = None
+        super().__init__()
         self.key = None
         self.other: dict[str, ProgressBars] = {}
-        self._pb = ProgressBars
-
-    def say(self, msg: str) -> None:
-        if self.bar is not None:
-            self.bar.write(msg, file=sys.stderr)
-        else:
-            print(msg, file=sys.stderr)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        super().close()
         for b in self.other.values():
             b.close()
         self.other.clear()
 
     def __call__(self, ev) -> None:
         from lesson7_studio.core.events import BatchEnd, EpochEnd, Log, Progress
-
-        from ._common import advance, progress_bar
 
         if isinstance(ev, BatchEnd):
             key = (ev.stage, ev.epoch)
@@ -137,7 +124,7 @@ class _Bars:
                      f"valid_loss {m.get('valid_loss', float('nan')):.4f}"
                      + (f"  accuracy {acc:.4f}" if acc is not None else "") + f"  ({ev.seconds:.1f} s)")
         elif isinstance(ev, Progress):
-            bars = self.other.setdefault(ev.stage + ev.message, self._pb(ev.message, "it", ev.stage))
+            bars = self.other.setdefault(ev.stage + ev.message, ProgressBars(ev.message, "it", ev.stage))
             bars.progress(ev)
             if ev.total and ev.done >= ev.total:
                 bars.close()
@@ -194,12 +181,8 @@ def run_train(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     bars = _Bars()
     bars.say(f"{cfg.lesson}: {cfg.arch}, {cfg.epochs} epochs at lr {cfg.lr:g}, batch {cfg.batch_size} -> {cfg.out}")
-    try:
-        with cancel_on_sigint(cancel, bars.say, "stopping after this batch and writing a checkpoint "
-                              "(Ctrl-C again to abort) ..."):
-            result = train_lesson(cfg, on_event=bars, cancel=cancel, resume=args.resume)
-    finally:
-        bars.close()
+    with showing(bars, cancel, "stopping after this batch and writing a checkpoint (Ctrl-C again to abort) ..."):
+        result = train_lesson(cfg, on_event=bars, cancel=cancel, resume=args.resume)
     acc = result.metrics.get("accuracy")
     state = "finished" if result.finished else f"stopped ({result.stopped}); continue with --resume"
     print(f"{state}: {result.epochs_done} epochs, {result.steps} steps in {result.seconds:.0f} s"

@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ._common import ProgressBars, cancel_on_sigint, int_range, non_negative_int, positive_int
+from ._common import int_range, non_negative_int, positive_int
+from .progress import ProgressBars, showing
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -88,13 +89,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 
+STOPPING = "cancelling: stopping after the current tile ..."
+
+
 def _describe(model: Any) -> str:
     info = getattr(model, "info", None)
     return f"{getattr(info, 'name', type(model).__name__)} x{getattr(info, 'scale', '?')}"
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from lesson7_studio.core.events import CancelToken, ItemFailed, Log, Progress
+    from lesson7_studio.core.events import CancelToken
     from lesson7_studio.core.files import check_output_folder
     from lesson7_studio.core.restore import load_any_model, restore_folder
 
@@ -102,36 +106,24 @@ def run_restore(args: argparse.Namespace) -> int:
     model = load_any_model(args.model, device=args.device)
     cancel = CancelToken()
     bars = ProgressBars(f"restore ({_describe(model)})", "img", "restore")
-
-    def on_event(ev: object) -> None:
-        if isinstance(ev, Progress):
-            bars.progress(ev)
-        elif isinstance(ev, ItemFailed):
-            bars.say(f"failed {ev.path}: {ev.reason}")
-        elif isinstance(ev, Log):
-            bars.say(ev.message)
-
-    with cancel_on_sigint(cancel, bars.say, "cancelling: stopping after the current tile ..."):
-        try:
-            summary = restore_folder(
-                model,
-                args.src,
-                args.dst,
-                recursive=args.recursive,
-                keep_tree=not args.flat,
-                skip_existing=args.skip_existing,
-                out_format=args.format,
-                tile=args.tile,
-                device=None,  # the model is already on args.device
-                precision=args.precision,
-                ensemble=args.ensemble,
-                allow_in_place=args.in_place,
-                quality=args.quality,
-                on_event=on_event,
-                cancel=cancel,
-            )
-        finally:
-            bars.close()
+    with showing(bars, cancel, STOPPING):
+        summary = restore_folder(
+            model,
+            args.src,
+            args.dst,
+            recursive=args.recursive,
+            keep_tree=not args.flat,
+            skip_existing=args.skip_existing,
+            out_format=args.format,
+            tile=args.tile,
+            device=None,  # the model is already on args.device
+            precision=args.precision,
+            ensemble=args.ensemble,
+            allow_in_place=args.in_place,
+            quality=args.quality,
+            on_event=bars,
+            cancel=cancel,
+        )
 
     rate = f", {summary.speed_text}" if summary.speed_text else ""
     share = f" (rank {summary.rank} of {summary.world_size})" if summary.world_size > 1 else ""
@@ -184,7 +176,7 @@ def _table(result: dict[str, Any]) -> str:
 def run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lesson7_studio.core.events import CancelToken, ItemFailed, Log, Progress
+    from lesson7_studio.core.events import CancelToken
     from lesson7_studio.core.files import check_output_folder
     from lesson7_studio.core.restore import evaluate, load_any_model
 
@@ -192,33 +184,21 @@ def run_eval(args: argparse.Namespace) -> int:
         check_output_folder(Path(args.out).parent, create=False, what="folder of --out")
     model = load_any_model(args.model, device=args.device)
     cancel = CancelToken()
-    bars = ProgressBars(f"eval ({_describe(model)})", "img", "eval")
-
-    def on_event(ev: object) -> None:
-        if isinstance(ev, Progress):
-            bars.progress(ev)
-        elif isinstance(ev, ItemFailed):
-            bars.say(f"skipped {ev.path}: {ev.reason}")
-        elif isinstance(ev, Log):
-            bars.say(ev.message)
-
-    with cancel_on_sigint(cancel, bars.say, "cancelling: stopping after the current tile ..."):
-        try:
-            result = evaluate(
-                model,
-                args.data,
-                args.recipe,
-                seed=args.seed,
-                baselines=tuple(args.baseline or ("bicubic",)),
-                tile=args.tile,
-                precision=args.precision,
-                ensemble=args.ensemble,
-                max_images=args.max_images,
-                on_event=on_event,
-                cancel=cancel,
-            )
-        finally:
-            bars.close()
+    bars = ProgressBars(f"eval ({_describe(model)})", "img", "eval", failed="skipped")
+    with showing(bars, cancel, STOPPING):
+        result = evaluate(
+            model,
+            args.data,
+            args.recipe,
+            seed=args.seed,
+            baselines=tuple(args.baseline or ("bicubic",)),
+            tile=args.tile,
+            precision=args.precision,
+            ensemble=args.ensemble,
+            max_images=args.max_images,
+            on_event=bars,
+            cancel=cancel,
+        )
     result["model_file"] = str(args.model)
     text = json.dumps(result, indent=2)
     if args.out:

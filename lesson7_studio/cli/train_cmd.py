@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from ._common import advance, cancel_on_sigint, non_negative_int, positive_float, positive_int, progress_bar
+from ._common import non_negative_int, positive_float, positive_int
+from .progress import Console, advance, progress_bar, showing
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -115,24 +115,13 @@ def _list_recipes() -> int:
 RUN_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]"
 
 
-class _Bars:
+class _Bars(Console):
     """One tqdm bar for the whole run (every stage and epoch: steps done of the total, the ETA,
     the live loss and learning rate); other events as lines above it."""
 
     def __init__(self) -> None:
-        self.bar = None
+        super().__init__()
         self.key = None
-
-    def say(self, msg: str) -> None:
-        if self.bar is not None:
-            self.bar.write(msg, file=sys.stderr)
-        else:
-            print(msg, file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
     def __call__(self, ev) -> None:
         from lesson7_studio.core.events import (BatchEnd, CheckpointSaved, EpochEnd, Log, Progress, SampleImages,
@@ -207,12 +196,8 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         cfg = _config(args)
     cancel = CancelToken()
-    bars = _Bars()
-    try:
-        with cancel_on_sigint(cancel, bars.say, STOPPING):
-            result = train(cfg, on_event=bars, cancel=cancel, resume=args.resume)
-    finally:
-        bars.close()
+    with showing(_Bars(), cancel, STOPPING) as bars:
+        result = train(cfg, on_event=bars, cancel=cancel, resume=args.resume)
     if result.model_path is None:  # not rank 0 under torchrun
         return 0
     metrics = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()
@@ -232,13 +217,9 @@ def run_lr_find(args: argparse.Namespace) -> int:
     cfg = _config(args, need_out=False)
     plot = args.plot or (str(Path(cfg.out) / "lr_find.png") if cfg.out else "lr_find.png")
     cancel = CancelToken()
-    bars = _Bars()
-    try:
-        with cancel_on_sigint(cancel, bars.say, STOPPING):
-            res = lr_find(cfg, start_lr=args.start_lr, end_lr=args.end_lr, num_it=args.num_it, plot=plot,
-                          on_event=bars, cancel=cancel)
-    finally:
-        bars.close()
+    with showing(_Bars(), cancel, STOPPING) as bars:
+        res = lr_find(cfg, start_lr=args.start_lr, end_lr=args.end_lr, num_it=args.num_it, plot=plot,
+                      on_event=bars, cancel=cancel)
     print(f"suggested lr: {res.suggestion:.2e} ({res.rule}); steepest slope at {res.steep:.2e}")
     print(f"plot: {res.plot}")
     return 0

@@ -1,7 +1,8 @@
 """Desktop integration (freedesktop.org): install the launcher, icons and AppStream metainfo.
 
-The validated sources live in ``packaging/linux/`` (desktop entry, metainfo) and
-``resources/icons/`` (``lesson7-studio.svg`` and its hicolor PNGs). :func:`install` copies
+The validated sources are package data: ``lesson7_studio/resources/linux/`` (desktop entry,
+metainfo) and ``lesson7_studio/resources/icons/`` (``lesson7-studio.svg`` and its hicolor PNGs),
+so a wheel install can install them too. :func:`install` copies
 them into a data folder (``$XDG_DATA_HOME``, default ``~/.local/share``, or ``PREFIX/share``)
 with the desktop entry's ``Exec`` pointing at the absolute path of the running
 ``lesson7-studio`` launcher, so a venv install works from the menu. :func:`uninstall` removes
@@ -38,8 +39,8 @@ class DesktopResult:
 
 
 def packaging_dir() -> Path:
-    """``packaging/linux`` beside ``resources/`` (in a checkout and in the PyInstaller bundle)."""
-    return resources_dir().parent / "packaging" / "linux"
+    """``lesson7_studio/resources/linux``: the desktop entry and AppStream metainfo (package data)."""
+    return resources_dir() / "linux"
 
 
 def data_dir(prefix: str | os.PathLike[str] | None = None) -> Path:
@@ -160,7 +161,8 @@ def install(
         missing.insert(0, packaging_dir() / f"{APP_ID}.desktop")
     if missing:
         raise Lesson7Error(f"Desktop files are missing from this installation: {missing[0]}",
-                           hint="Run install-desktop from a complete checkout or app bundle.")
+                           hint="Its package data is incomplete: reinstall lesson7-studio "
+                                "(pip install --force-reinstall lesson7-studio).")
     result = DesktopResult(data, launcher=exe)
     for dst, src in targets:
         try:

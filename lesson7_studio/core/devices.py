@@ -1,4 +1,6 @@
-"""Device choice shared by training and restoring."""
+"""Devices shared by training, restoring and the front ends: which device "auto" means, which
+devices exist here, whether one computes bf16 natively, the key a numeric verdict holds for, and
+the malloc setting of CPU restores."""
 
 from __future__ import annotations
 
@@ -46,6 +48,54 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     elif dev.type != "cpu":
         raise DeviceError(f"Unsupported device '{dev}'. Use auto, cpu, cuda, cuda:N or mps.")
     return dev
+
+
+def detect_device() -> str:
+    """The kind of device "auto" picks here: "cuda", "mps" or "cpu" (see :func:`resolve_device`)."""
+    return resolve_device("auto").type
+
+
+def available_devices() -> list[str]:
+    """The device kinds usable here, CPU first: ["cpu"], ["cpu", "cuda"], ["cpu", "mps"] ..."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if _mps_available():
+        found.append("mps")
+    return found
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX512-BF16 or AMX) and torch's oneDNN kernels
+    can use it: the one bf16 probe for training's and restoring's "auto" precision.
+
+    A CPU with AVX512 but without those instructions runs bf16 only by emulation (oneDNN converts
+    to fp32 and back), which is slower than fp32: "auto" keeps fp32 there. An explicit "bf16" still
+    runs anywhere."""
+    try:
+        if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+            return False
+    except (AttributeError, RuntimeError):
+        return False
+    cpu = getattr(torch, "cpu", None)
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(cpu, probe, None)
+        try:
+            if fn is not None and fn():
+                return True
+        except (AttributeError, RuntimeError):  # a probe missing or failing on exotic builds
+            continue
+    return False
+
+
+def supports_bf16(device: str | torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: a bf16 GPU, or a CPU per :func:`cpu_supports_bf16`."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if dev.type == "cpu":
+        return cpu_supports_bf16()
+    return False
 
 
 def _cpu_model() -> str:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, Lesson7Error, ModelError
+from .images.atomic import atomic_write
 
 __all__ = ["export_onnx", "OnnxRestorer", "ONNX_INSTALL_HINT"]
 
@@ -78,14 +79,16 @@ def _metadata(restorer: nn.Module) -> dict[str, str]:
 
 
 def _memory_metadata(restorer: nn.Module) -> dict[str, str]:
-    """The tiling memory estimate of ``restorer`` (restore._Runner's, measured on a fp32 copy)."""
-    from . import restore
+    """The tiling memory estimate of ``restorer`` (restore.runner.Runner's, measured on a fp32 copy)."""
+    from .restore.facts import model_cache
+    from .restore.runner import Runner
+    from .restore.tiling import probe_tile
 
     try:
-        runner = restore._Runner(copy.deepcopy(restorer), "cpu", "fp32")
-        probe = restore._probe_tile(np.zeros((64, 64, 3), dtype=np.float32), runner.facts)
+        runner = Runner(copy.deepcopy(restorer), "cpu", "fp32")
+        probe = probe_tile(np.zeros((64, 64, 3), dtype=np.float32), runner.facts)
         per_px = runner.bytes_per_net_px(probe)
-        attention = restore._cache(runner.model).get("attention_per_px", [])
+        attention = model_cache(runner.model).get("attention_per_px", [])
     except Exception:  # noqa: BLE001 - an estimate is an optimisation: without it tiles are fixed
         return {}
     if not per_px:
@@ -114,8 +117,7 @@ def export_onnx(model_or_checkpoint: Any, out_path: str | os.PathLike, opset: in
     q = int(meta["lr_multiple"])
     side = -(-16 // q) * q  # the traced size: 16 px or the next multiple
     example = torch.rand(1, 3, side, side)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.part")
-    try:
+    with atomic_write(out_path) as tmp:  # tmp ends in .part; renamed onto out_path when all checks pass
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with torch.no_grad():
@@ -143,10 +145,6 @@ def export_onnx(model_or_checkpoint: Any, out_path: str | os.PathLike, opset: in
         if check:
             onnx.checker.check_model(str(tmp))
             _check_against_torch(restorer, tmp, q)
-        os.replace(tmp, out_path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out_path
 
 

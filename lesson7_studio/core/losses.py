@@ -1,5 +1,7 @@
 """Losses of lesson 7: pixel, feature (perceptual) with gram terms, GAN and Wasserstein.
 
+(PSNR and SSIM are metrics, not losses: :mod:`.metrics` has the one implementation.)
+
 Every restoration loss takes ``(pred, target)`` as [0,1] RGB batches (B,3,H,W) at HR size.
 Composite losses keep their last terms in ``.components`` (name -> detached scalar tensor) so the
 metrics recorder can log each part, like fastai's ``LossMetrics``.
@@ -22,44 +24,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG_LAYER_IDS = (22, 32, 42)
 VGG_LAYER_WEIGHTS = (5.0, 15.0, 2.0)
 GRAM_WEIGHT = 5e3
-
-
-# ---------------------------------------------------------------------------------------------
-# metrics on tensors
-
-
-def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Mean over the batch of per-image PSNR in dB; inputs (B,C,H,W) in [0, data_range]."""
-    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(1).clamp_min(1e-12)
-    return (10 * torch.log10(data_range**2 / mse)).mean()
-
-
-def _gauss_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
-    ax = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(ax**2) / (2 * sigma**2))
-    g = g / g.sum()
-    w = g[:, None] * g[None, :]
-    return w.expand(channels, 1, size, size).contiguous()
-
-
-def ssim(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0, win: int = 11,
-         sigma: float = 1.5) -> torch.Tensor:
-    """Mean SSIM (Wang et al. 2004: Gaussian 11x11 window, sigma 1.5) over batch and channels."""
-    x, y = pred.float(), target.float()
-    c = x.shape[1]
-    win = min(win, x.shape[-1], x.shape[-2])
-    if win % 2 == 0:
-        win -= 1
-    w = _gauss_window(win, sigma, c, x.device, x.dtype)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_x = F.conv2d(x, w, groups=c)
-    mu_y = F.conv2d(y, w, groups=c)
-    sxx = F.conv2d(x * x, w, groups=c) - mu_x**2
-    syy = F.conv2d(y * y, w, groups=c) - mu_y**2
-    sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
-    num = (2 * mu_x * mu_y + c1) * (2 * sxy + c2)
-    den = (mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2)
-    return (num / den).mean()
 
 
 # ---------------------------------------------------------------------------------------------

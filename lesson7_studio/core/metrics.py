@@ -11,6 +11,9 @@ Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, population statistics, the
 "valid" SSIM map (what MATLAB's ``ssim_index`` and ``skimage.metrics.structural_similarity``
 with ``gaussian_weights=True, use_sample_covariance=False`` compute); RGB SSIM is the mean of the
 per-channel values.
+
+This module is the one PSNR / SSIM of the project: evaluation, the Compare panel and training's
+"psnr" / "ssim" columns (:func:`scores`, :func:`batch_sums`) all use it, so their numbers agree.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["psnr", "ssim", "rgb_to_y", "psnr_batch"]
+__all__ = ["psnr", "ssim", "rgb_to_y", "psnr_batch", "ssim_batch", "border", "scores", "batch_sums"]
 
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
 _Y_OFFSET = 16.0 / 255.0
@@ -127,6 +130,12 @@ def _ssim_one(x: np.ndarray, y: np.ndarray, data_range: float, win: int, sigma: 
     return float(np.mean([_ssim_channel(x[..., c], y[..., c], data_range, win, sigma) for c in range(x.shape[-1])]))
 
 
+def ssim_batch(a: Any, b: Any, *, y_channel: bool = False, crop: int = 0, data_range: float = 1.0,
+               win_size: int = 11, sigma: float = 1.5) -> list[float]:
+    """SSIM of each image of a batch."""
+    return [_ssim_one(x, y, data_range, win_size, sigma) for x, y in _prepare(a, b, y_channel, crop, data_range)]
+
+
 def ssim(
     a: Any,
     b: Any,
@@ -143,3 +152,41 @@ def ssim(
     """
     vals = [_ssim_one(x, y, data_range, win_size, sigma) for x, y in _prepare(a, b, y_channel, crop, data_range)]
     return float(np.mean(vals))
+
+
+# ---------------------------------------------------------------------------------------------
+# the evaluation convention, in one place
+
+
+def border(height: int, width: int, scale: int) -> int:
+    """Pixels cropped from every border before scoring an image restored ``scale`` times: the
+    scale (at least 1), or 0 for images too small to lose it (4 x scale or less on a side)."""
+    crop = max(1, int(round(scale)))
+    return crop if height > 4 * crop and width > 4 * crop else 0
+
+
+def scores(out: Any, ref: Any, *, crop: int = 0, y_channel: bool = True) -> dict[str, float]:
+    """PSNR and SSIM of ``out`` against ``ref`` (HxWx3 in [0, 1]): "psnr", "ssim" on RGB and,
+    with ``y_channel``, "psnr_y", "ssim_y" on luma; ``crop`` is reduced to 0 for a tiny image."""
+    h, w = _images(ref)[0].shape[:2]
+    crop = crop if h > 4 * crop and w > 4 * crop else 0
+    res = {"psnr": psnr(out, ref, crop=crop), "ssim": ssim(out, ref, crop=crop)}
+    if y_channel:
+        res["psnr_y"] = psnr(out, ref, y_channel=True, crop=crop)
+        res["ssim_y"] = ssim(out, ref, y_channel=True, crop=crop)
+    return res
+
+
+MAX_PSNR_DB = 120.0  # a column's value for an exact match (a mean with inf is no number)
+
+
+def batch_sums(pred: Any, target: Any, scale: int = 1) -> dict[str, float]:
+    """Training's validation columns for one batch (B,3,H,W) in [0, 1]: the sums over its
+    images of "psnr" and "ssim" in the evaluation convention (Y channel, :func:`border` of the
+    scale cropped), each image's PSNR capped at :data:`MAX_PSNR_DB`. Divide by the item count."""
+    h, w = int(target.shape[-2]), int(target.shape[-1])
+    crop = border(h, w, scale)
+    y = int(target.shape[-3]) == 3
+    p = psnr_batch(pred, target, y_channel=y, crop=crop)
+    s = ssim_batch(pred, target, y_channel=y, crop=crop)
+    return {"psnr": float(sum(min(v, MAX_PSNR_DB) for v in p)), "ssim": float(sum(s))}

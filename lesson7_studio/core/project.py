@@ -13,6 +13,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from .images import atomic_write
 
 APP_NAME = "lesson7-studio"
 PROJECT_FILE = "lesson7-project.json"
-RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources"
 DEMO_DATASET = "demo-decrappify-x2"
 DEMO_RECIPE = "decrappify-x2"
 # every model file restore.load_any_model reads: our checkpoints and community weights
@@ -29,8 +29,22 @@ DEMO_RECIPE = "decrappify-x2"
 MODEL_SUFFIXES = (".safetensors", ".onnx", ".pth", ".pt", ".ckpt", ".bin", ".pkl")
 
 
+def _package_resources() -> Path:
+    """``lesson7_studio/resources`` as importlib.resources finds it: in a checkout, an editable
+    or a wheel install and the PyInstaller bundle it is a real folder (the app reads it by path)."""
+    root = files("lesson7_studio").joinpath("resources")
+    try:
+        return Path(os.fspath(root))
+    except TypeError:  # a zipped install: no folder to read by path; the starter-model check says so
+        return Path(__file__).resolve().parents[1] / "resources"
+
+
+RESOURCES_DIR = _package_resources()
+
+
 def resources_dir() -> Path:
-    """The bundled resources folder (icons, style, samples, starter model)."""
+    """The bundled resources folder (icons, style, samples, starter model, desktop files):
+    package data of ``lesson7_studio``, so a wheel install has them too."""
     return RESOURCES_DIR
 
 
@@ -273,14 +287,14 @@ def default_project() -> Project:
 
 
 def sample_images() -> list[Path]:
-    """The bundled sample photos (resources/samples)."""
+    """The bundled sample photos (lesson7_studio/resources/samples)."""
     folder = RESOURCES_DIR / "samples"
     exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
     return sorted(p for p in folder.glob("*") if p.suffix.lower() in exts) if folder.is_dir() else []
 
 
 def starter_models() -> list[Path]:
-    """The bundled starter model(s) in resources/models."""
+    """The bundled starter model(s) in lesson7_studio/resources/models."""
     folder = RESOURCES_DIR / "models"
     return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
 
@@ -307,9 +321,9 @@ def demo_project(
         shutil.copyfile(lic, photos / "LICENSE.md")
     ds_dir = project.datasets_dir / DEMO_DATASET
     if build and not (ds_dir / "dataset.json").is_file() and sample_images():
-        from . import crappify, datasets
+        from . import crappify
 
-        datasets.build_pairs(
+        crappify.build_pairs(
             photos,
             ds_dir,
             crappify.get_recipe(DEMO_RECIPE),

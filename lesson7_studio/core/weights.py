@@ -24,6 +24,7 @@ import torch
 
 from .errors import Cancelled, WeightsError
 from .events import CancelToken, EventCallback, Log, Progress, RateMeter, check, emit
+from .images.atomic import atomic_open
 
 ARCHS = ("resnet18", "resnet34", "resnet50", "densenet121", "vgg16_bn")
 
@@ -118,11 +119,9 @@ def download_url(url: str, dest: Path, *, hash_prefix: Optional[str] = None, on_
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     label = label or dest.name
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}-{os.urandom(4).hex()}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     sha = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as resp:
+    try:  # atomic_open: a .part file beside dest, renamed onto it only when the block ends without error
+        with atomic_open(dest) as out, urllib.request.urlopen(url, timeout=30) as resp:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else 0
             meter = RateMeter(total)
@@ -139,21 +138,15 @@ def download_url(url: str, dest: Path, *, hash_prefix: Optional[str] = None, on_
                 rate, eta = meter.update(done)
                 emit(on_event, Progress(done, total, f"Downloading {label}", stage="weights",
                                         rate=None if rate is None else rate / 1e6, rate_unit="MB/s", eta_s=eta))
-        digest = sha.hexdigest()
-        if hash_prefix and not digest.startswith(hash_prefix):
-            raise WeightsError(f"Downloaded {label} is damaged (sha256 {digest[:12]}..., expected {hash_prefix}...).",
-                               hint="Try again; if it keeps failing, download the file by hand.")
-        os.replace(tmp, dest)
+            digest = sha.hexdigest()
+            if hash_prefix and not digest.startswith(hash_prefix):
+                raise WeightsError(f"Downloaded {label} is damaged (sha256 {digest[:12]}..., expected {hash_prefix}...).",
+                                   hint="Try again; if it keeps failing, download the file by hand.")
     except (Cancelled, WeightsError):
-        tmp.unlink(missing_ok=True)
         raise
     except (OSError, urllib.error.URLError) as err:
-        tmp.unlink(missing_ok=True)
         raise WeightsError(f"Could not download {url}: {err}",
                            hint=f"Place {dest.name} in {dest.parent} by hand, or work offline with pretrained=False.") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return dest
 
 

@@ -19,13 +19,15 @@ from lesson7_studio.core.errors import Lesson7Error
 from lesson7_studio.core.project import Project, demo_photos, demo_project, resources_dir
 
 from .context import AppContext, Settings
+from .errors import install_excepthook
 from .widgets.wheel import install_wheel_guard
 
 # panels that need no torch to be built (the rest import it, or read the device, when built):
 # shown at once; the others are busy pages until the background start-up is done
 LIGHT_PANELS = ("data", "compare", "inspect")
-# what the background start-up imports (torchvision comes with the model registry)
-STARTUP_MODULES = ("torch", "lesson7_studio.core.models", "lesson7_studio.core.train", "lesson7_studio.core.restore")
+# what the background start-up imports (the core modules bring torch; torchvision comes with
+# the model registry): the GUI itself never imports torch
+STARTUP_MODULES = ("lesson7_studio.core.models", "lesson7_studio.core.train", "lesson7_studio.core.restore")
 HOW_TO_RUN = ("run it in a desktop session, or set QT_QPA_PLATFORM=offscreen (or start it under "
               "Xvfb) to render without a screen, e.g. for screenshots")
 DISPLAY_PACKAGES = "libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libegl1 libgl1 libfontconfig1"
@@ -110,7 +112,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     if "Fusion" in QStyleFactory.keys():
         app.setStyle("Fusion")
     app.setStyleSheet(stylesheet())
-    from .main_window import icon
+    from .icons import icon
 
     app.setWindowIcon(icon("lesson7-studio.svg"))
     return app
@@ -205,7 +207,11 @@ def run_app(
         prepare_demo(window)
     # a debounce timer may start a worker after the window closed: stop them all before exit
     app.aboutToQuit.connect(lambda: ctx.cancel_all(wait_ms=30000))
-    return app.exec()
+    hook = install_excepthook(lambda: window if window.isVisible() else None)
+    try:
+        return app.exec()
+    finally:
+        hook.restore()
 
 
 class _FirstPaint(QObject):
@@ -243,7 +249,7 @@ def deferred_panels() -> tuple[str, ...]:
 
 
 def warm_up(on_event=None, cancel=None) -> str:
-    """Import torch and the core modules the panels need; return the device to use.
+    """Import the core modules the panels need (and torch with them); return the device to use.
     Runs in a worker thread while the window is already on screen."""
     import importlib
 

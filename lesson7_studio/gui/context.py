@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +15,8 @@ from lesson7_studio.core.project import Project, config_dir, starter_models
 from .workers import Worker
 
 RECENT_LIMIT = 10
+IMPORTED_MODELS_KEY = "models/imported"  # the one settings key of the imported-models list
+IMPORTED_LIMIT = 20  # the most recent imports kept
 
 
 class Settings:
@@ -78,15 +81,11 @@ class ModelChoice:
 
 
 def detect_device() -> str:
-    """"cuda" when a CUDA GPU is usable, "mps" on Apple silicon, else "cpu"."""
-    import torch
+    """"cuda" when a CUDA GPU is usable, "mps" on Apple silicon, else "cpu" (core's device
+    detection; importing it imports torch)."""
+    from lesson7_studio.core import devices
 
-    if torch.cuda.is_available():
-        return "cuda"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
+    return devices.detect_device()
 
 
 class AppContext(QObject):
@@ -98,6 +97,8 @@ class AppContext(QObject):
     datasets_changed = Signal()
     status_message = Signal(str)
     model_chosen = Signal(str, object)  # registry name, options dict (Model panel -> Train panel)
+    imported_models_changed = Signal()  # the imported-models list changed (Compare, Restore)
+    workers_idle = Signal()  # the last running worker has delivered its final signals
 
     def __init__(
         self,
@@ -115,7 +116,11 @@ class AppContext(QObject):
         self.project: Project = project
         self._device: str | None = device  # detected on first use (that imports torch)
         self._workers: set[Worker] = set()
+        self.shutting_down = False  # set while the main window waits for its workers to end
         self.model_choice: tuple[str, dict[str, Any]] = ("unet-lite", {})
+        self._imported: list[Path] = [
+            Path(p) for p in self.settings.value(IMPORTED_MODELS_KEY, []) if p and Path(p).is_file()
+        ]
 
     # ------------------------------------------------------------------ device
     @property
@@ -159,25 +164,66 @@ class AppContext(QObject):
         Connect to the returned worker's signals right away (they are delivered through the
         event loop, so nothing is missed)."""
         worker = Worker(fn, *args, **kwargs)
-        worker.setParent(self)
+        if self.shutting_down:  # the window is closing: the job starts cancelled
+            worker.cancel()
         self._workers.add(worker)
-        worker.done.connect(lambda w=worker: self._forget(w))
+        ref = weakref.ref(worker)  # a connection that held the worker would keep it forever
+        worker.done.connect(lambda: self._forget(ref()))
         return worker.start()
 
-    def _forget(self, worker: Worker) -> None:
+    def _forget(self, worker: Worker | None) -> None:
         # Panels may still hold the worker (to read its result): Python frees it when unused.
         self._workers.discard(worker)
-        worker.setParent(None)
+        if not self.running_workers():
+            self.workers_idle.emit()
 
     def running_workers(self) -> list[Worker]:
         return [w for w in self._workers if w.is_running()]
 
+    def cancel_running(self) -> list[Worker]:
+        """Ask every running worker to stop (no waiting); returns them. ``workers_idle`` follows
+        when the last one has ended."""
+        workers = self.running_workers()
+        for w in workers:
+            w.cancel()
+        return workers
+
     def cancel_all(self, wait_ms: int = 10000) -> bool:
-        """Cancel every running worker and wait for them; False if one did not stop in time."""
+        """Cancel every running worker and wait for them (blocks: for tests and the end of
+        the event loop, never while the window is up); False if one did not stop in time."""
         workers = list(self._workers)
         for w in workers:
             w.cancel()
         return all(w.wait(wait_ms) for w in workers)
+
+    # ------------------------------------------------------------------ imported models
+    @property
+    def imported_models(self) -> list[Path]:
+        """Model files the user imported (outside the project), oldest first; a copy."""
+        return list(self._imported)
+
+    def add_imported_model(self, path: str | os.PathLike[str]) -> bool:
+        """Add ``path`` to the imported models (kept: the last IMPORTED_LIMIT); persisted at once.
+        Returns False (and emits nothing) when it is listed already."""
+        path = Path(path)
+        if path in self._imported:
+            return False
+        self._imported = (self._imported + [path])[-IMPORTED_LIMIT:]
+        self._save_imported()
+        return True
+
+    def remove_imported_model(self, path: str | os.PathLike[str]) -> bool:
+        """Drop ``path`` from the imported models; False when it was not listed."""
+        path = Path(path)
+        if path not in self._imported:
+            return False
+        self._imported.remove(path)
+        self._save_imported()
+        return True
+
+    def _save_imported(self) -> None:
+        self.settings.set_value(IMPORTED_MODELS_KEY, [str(p) for p in self._imported])
+        self.imported_models_changed.emit()
 
     # ------------------------------------------------------------------ models
     def available_models(self) -> list[ModelChoice]:

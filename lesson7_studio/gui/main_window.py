@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import platform
-import sys
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QUrl
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QIcon, QKeySequence
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -20,11 +19,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lesson7_studio import __version__
-from lesson7_studio.core.project import Project, data_dir, resources_dir
+from lesson7_studio.core.project import Project, data_dir
 
+from . import about, projects
 from .context import AppContext
-from .errors import show_error
+from .icons import icon
 from .widgets.common import BusyPage
 
 # (key, sidebar label, icon file, tooltip)
@@ -37,10 +36,6 @@ PANELS = [
     ("restore", "Restore", "restore.svg", "Restore a whole folder of photos"),
     ("lessons", "Lessons", "lessons.svg", "The lesson's classifiers (MNIST ResNet / DenseNet) and RNNs (human numbers)"),
 ]
-
-
-def icon(name: str) -> QIcon:
-    return QIcon(str(resources_dir() / "icons" / name))
 
 
 # key -> (module under gui/panels, class): imported only when that panel is built, so the
@@ -66,6 +61,8 @@ def panel_class(key: str) -> type:
 class MainWindow(QMainWindow):
     """Sidebar + stacked panels. ``panels`` maps key ("data", ... "restore") to the widget."""
 
+    closed = Signal()  # the window has closed for good (after its workers ended)
+
     def __init__(self, ctx: AppContext, parent: QWidget | None = None, *, deferred: tuple[str, ...] = ()) -> None:
         """``deferred``: panels shown as a busy page until :meth:`build_deferred_panels` (the app
         builds the ones that need torch once a background thread has imported it)."""
@@ -75,6 +72,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("lesson7-studio.svg"))
         self.setMinimumSize(900, 560)
         self._force_close = False
+        self._stopping = False  # closing: hidden, waiting for the cancelled workers to end
 
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
@@ -196,19 +194,7 @@ class MainWindow(QMainWindow):
         self.update_device_label()
 
     def update_device_label(self) -> None:
-        if not self.ctx.device_known:  # detected in the background at start-up
-            self.device_label.setText("Device: \u2026")
-            return
-        dev = self.ctx.device
-        text = f"Device: {dev.upper() if dev != 'cpu' else 'CPU'}"
-        if dev == "cuda":
-            try:
-                import torch
-
-                text += f" ({torch.cuda.get_device_name(0)})"
-            except Exception:  # noqa: BLE001 - the label is informative only
-                pass
-        self.device_label.setText(text)
+        self.device_label.setText(about.device_text(self.ctx))
 
     # ------------------------------------------------------------------ panels
     def panel(self, name: str) -> QWidget:
@@ -260,69 +246,17 @@ class MainWindow(QMainWindow):
     def _busy_panels(self) -> list[str]:
         return [k for k, p in self.panels.items() if getattr(p, "is_busy", lambda: False)()]
 
-    def _can_switch_project(self) -> bool:
-        busy = self._busy_panels()
-        if not busy:
-            return True
-        QMessageBox.information(
-            self,
-            "Work in progress",
-            f"Wait for the work in {', '.join(b.title() for b in busy)} to finish, "
-            "or cancel it, before switching projects.",
-        )
-        return False
-
     def new_project(self) -> None:
-        if not self._can_switch_project():
-            return
-        start = self.ctx.settings.value("dialogs/project_dir", str(data_dir()))
-        folder = QFileDialog.getExistingDirectory(
-            self, "New project: choose an empty folder (or create one)", start
-        )
-        if folder:
-            self._set_project(Path(folder), new=True)
+        projects.new_project(self)
 
     def open_project(self) -> None:
-        if not self._can_switch_project():
-            return
-        start = self.ctx.settings.value("dialogs/project_dir", str(data_dir()))
-        folder = QFileDialog.getExistingDirectory(self, "Open project folder", start)
-        if folder:
-            self._set_project(Path(folder), new=False)
+        projects.open_project(self)
 
     def _set_project(self, folder: Path, new: bool) -> None:
-        try:
-            if not new and not Project.is_project(folder):
-                answer = QMessageBox.question(
-                    self,
-                    "Not a project yet",
-                    f"{folder} has no datasets/, runs/ and models/ folders.\n\n"
-                    "Make it a project (the three folders are added)?",
-                )
-                if answer != QMessageBox.StandardButton.Yes:
-                    return
-            self.ctx.settings.set_value("dialogs/project_dir", str(folder.parent))
-            self.ctx.set_project(Project(folder))
-            self.ctx.status_message.emit(f"Project {folder}")
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            show_error(self, exc)
+        projects.set_project(self, folder, new)
 
     def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        items = [p for p in self.ctx.settings.recent("recent/projects") if Path(p).is_dir()]
-        if not items:
-            a = self.recent_menu.addAction("No recent projects")
-            a.setEnabled(False)
-            return
-        for p in items:
-            act = self.recent_menu.addAction(p)
-            act.triggered.connect(lambda _c=False, p=p: self._open_recent(p))
-        self.recent_menu.addSeparator()
-        self.recent_menu.addAction("Clear List", lambda: self.ctx.settings.set_value("recent/projects", []))
-
-    def _open_recent(self, path: str) -> None:
-        if self._can_switch_project():
-            self._set_project(Path(path), new=False)
+        projects.fill_recent_menu(self)
 
     def _open_images(self) -> None:
         start = self.ctx.settings.value("dialogs/image_dir", str(Path.home()))
@@ -347,64 +281,13 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ about
     def about_text(self) -> str:
         """The About dialog's HTML: versions, device, where files go."""
-        import numpy
-        import PIL
-        import pyqtgraph
-        import PySide6
-        import torch
-        from PySide6.QtCore import qVersion
-
-        try:
-            import torchvision
-
-            tv = torchvision.__version__
-        except ImportError:  # pragma: no cover - torchvision is a dependency
-            tv = "not installed"
-        dev = self.ctx.device
-        if dev == "cuda":
-            dev += f" — {torch.cuda.get_device_name(0)}"
-        hub = Path(torch.hub.get_dir())
-        rows = [
-            ("Lesson7 Studio", __version__),
-            ("Python", f"{platform.python_version()} ({sys.platform})"),
-            ("PyTorch", f"{torch.__version__} (torchvision {tv})"),
-            ("Qt / PySide6", f"{qVersion()} / {PySide6.__version__}"),
-            ("pyqtgraph", pyqtgraph.__version__),
-            ("NumPy / Pillow", f"{numpy.__version__} / {PIL.__version__}"),
-            ("Device", f"{dev} (CPU threads: {torch.get_num_threads()})"),
-        ]
-        paths = [
-            ("Project", self.ctx.project.root),
-            ("Projects (data dir)", data_dir()),
-            ("Settings", self.ctx.settings.path),
-            ("Pretrained weights cache", hub / "checkpoints"),
-            ("Bundled resources", resources_dir()),
-        ]
-
-        def table(items):
-            return "".join(
-                f"<tr><td style='padding-right:12px'><b>{k}</b></td><td>{v}</td></tr>" for k, v in items
-            )
-
-        return (
-            "<h3>Lesson7 Studio</h3>"
-            "<p>Train and apply image-restoration models the way fast.ai lesson 7 teaches them.</p>"
-            f"<table>{table(rows)}</table><p><b>Where files go</b></p><table>{table(paths)}</table>"
-        )
+        return about.about_text(self.ctx)
 
     def show_about(self) -> None:
         self.about_dialog().exec()
 
     def about_dialog(self) -> QMessageBox:
-        box = QMessageBox(self)
-        box.setObjectName("aboutDialog")
-        box.setWindowTitle("About Lesson7 Studio")
-        box.setIconPixmap(icon("lesson7-studio.svg").pixmap(64, 64))
-        box.setTextFormat(Qt.TextFormat.RichText)
-        box.setText(self.about_text())
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        box.setStandardButtons(QMessageBox.StandardButton.Close)
-        return box
+        return about.about_dialog(self, self.ctx)
 
     # ------------------------------------------------------------------ state
     def _restore_state(self) -> None:
@@ -447,14 +330,59 @@ class MainWindow(QMainWindow):
         return answer == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt name
+        """Never blocks: with work running the window hides, the workers are cancelled, and
+        the window closes (and the app quits) when the last one has ended."""
+        if self._stopping:  # hidden already: close once the workers have ended
+            if self.ctx.running_workers():
+                event.ignore()
+                return
+            self._finish_close(event)
+            return
         busy = self._busy_panels()
         if busy and not self._force_close and not self.confirm_quit(busy):
             event.ignore()
             return
         self.save_state()
-        for p in self.panels.values():
+        if not self.ctx.running_workers():
+            self._finish_close(event)
+            return
+        self._stopping = True
+        self.ctx.shutting_down = True  # a worker a timer starts from now on starts cancelled
+        self.ctx.workers_idle.connect(self._workers_ended)
+        self.hide()
+        self.ctx.cancel_running()
+        event.ignore()
+
+    def _workers_ended(self) -> None:
+        QTimer.singleShot(0, self, self._close_if_idle)  # after the other slots of the last `done`
+
+    def _close_if_idle(self) -> None:
+        if not self._stopping:
+            return
+        if self.ctx.running_workers():  # one more started meanwhile: workers_idle comes again
+            self.ctx.cancel_running()
+            return
+        self.close()
+
+    def _finish_close(self, event: QCloseEvent) -> None:
+        for p in self.panels.values():  # no worker runs: their waits return at once
             shutdown = getattr(p, "shutdown", None)
             if shutdown is not None:
                 shutdown()
-        self.ctx.cancel_all(wait_ms=30000)
+        was_stopping, self._stopping = self._stopping, False
+        if was_stopping:
+            self.ctx.workers_idle.disconnect(self._workers_ended)
+            self.ctx.shutting_down = False
         event.accept()
+        self.closed.emit()
+        if was_stopping:  # a hidden window's close does not quit the app by itself
+            quit_if_no_window_left()
+
+
+def quit_if_no_window_left() -> None:
+    """Quit the event loop, as closing the last visible window does (no-op outside exec())."""
+    app = QApplication.instance()
+    if app is None or not app.quitOnLastWindowClosed():
+        return
+    if not any(w.isVisible() and w.isWindow() and w.parentWidget() is None for w in app.topLevelWidgets()):
+        app.quit()

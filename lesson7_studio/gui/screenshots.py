@@ -65,21 +65,129 @@ def _wait(app, until, timeout_s: float = 60.0, settle_ms: int = 300) -> bool:
     return ok
 
 
-def render(outdir: Path, size: tuple[int, int], work: Path, log=print) -> list[Path]:
-    """Render the panels into ``outdir``; returns the files written."""
-    os.environ.setdefault("LESSON7_OFFLINE", "1")
-    os.environ["LESSON7_DATA_DIR"] = str(work / "data")
-    os.environ["LESSON7_CONFIG_DIR"] = str(work / "config")
-    outdir.mkdir(parents=True, exist_ok=True)
+class _Shots:
+    """The window on the demo project, and one method a panel that grabs it into ``outdir``."""
 
-    from lesson7_studio.core.project import DEMO_DATASET, demo_photos, demo_project
+    def __init__(self, app, win, project, outdir: Path, work: Path, log) -> None:
+        self.app, self.win, self.ctx, self.project = app, win, win.ctx, project
+        self.outdir, self.work, self.log = outdir, work, log
+        self.written: list[Path] = []
 
-    log("preparing the demo project…")
-    project = demo_project(work / "demo")
-    quick_run, gan_run = _train_demo_runs(project, log)
+    def idle(self) -> bool:
+        return not self.ctx.running_workers()
 
-    from PySide6.QtCore import Qt
+    def wait(self, until, timeout_s: float = 60.0, settle_ms: int = 300) -> bool:
+        return _wait(self.app, until, timeout_s=timeout_s, settle_ms=settle_ms)
 
+    def shot(self, name: str, widget=None) -> None:
+        path = self.outdir / f"{name}.png"
+        (widget or self.win).grab().save(str(path))
+        self.written.append(path)
+        self.log(f"wrote {path}")
+
+    def data(self) -> None:
+        """The demo photos, a selected photo and its crappified preview."""
+        from lesson7_studio.core.project import demo_photos
+
+        data = self.win.show_panel("data")
+        self.photos = demo_photos(self.project)
+        data.set_folder(self.photos)
+        self.wait(lambda: data.preview_count > 0 and self.idle() and data.grid.thumb_model.loaded_count() >= 1)
+        data.grid.select_path(sorted(self.photos.glob("*.png"))[-1])
+        before = data.preview_count
+        self.wait(lambda: data.preview_count > before and self.idle())
+        self.shot("data")
+
+    def model(self) -> None:
+        """A lesson U-Net with the pretrained-weights status."""
+        model = self.win.show_panel("model")
+        model.select_model("unet-resnet34")
+        model.form.set_values({"pretrained": True})
+        model._options_changed()
+        self.wait(lambda: model.last_stats is not None and model.last_stats.name == "unet-resnet34"
+                  and self.idle(), settle_ms=600)
+        self.shot("model")
+
+    def train(self, quick_run: Path) -> None:
+        """The quick demo run reopened with its curves, then its samples."""
+        train = self.win.show_panel("train")
+        train.refresh_runs()
+        train.open_run(quick_run)
+        self.wait(self.idle, settle_ms=600)
+        self.shot("train")
+        train.tabs.setCurrentIndex(1)
+        self.wait(lambda: True, settle_ms=300)
+        self.shot("train-samples")
+        train.tabs.setCurrentIndex(0)
+
+    def compare(self) -> None:
+        """A crappified validation image of the demo dataset beside its restoration, then the
+        starter and the two demo runs' models."""
+        from PySide6.QtCore import Qt
+
+        from lesson7_studio.core.project import DEMO_DATASET
+
+        compare = self.win.show_panel("compare")
+        lr_files = sorted((self.project.datasets_dir / DEMO_DATASET / "lr").glob("*"))
+        if lr_files:
+            compare.open_images([lr_files[0]])
+        self.wait(lambda: self.idle() and not compare.is_busy(), timeout_s=120, settle_ms=800)
+        self.shot("compare")
+        compare.refresh_models()
+        items = [compare.model_list.item(i) for i in range(compare.model_list.count())]
+        compare.set_models([it.data(Qt.ItemDataRole.UserRole) for it in items][:3])
+        compare.restore_now()
+        self.wait(lambda: self.idle() and not compare.is_busy(), timeout_s=240, settle_ms=800)
+        self.shot("compare-models")
+
+    def inspect(self, gan_run: Path) -> None:
+        """The tiny NoGAN run."""
+        inspect = self.win.show_panel("inspect")
+        inspect.open_run(gan_run)
+        self.wait(lambda: self.idle() and not inspect.is_busy(), timeout_s=60, settle_ms=800)
+        self.shot("inspect")
+
+    def restore(self) -> None:
+        """The demo photos queued, the first one previewed."""
+        restore = self.win.show_panel("restore")
+        restore.add_inputs([self.photos])
+        restore.set_output(self.work / "restored")
+        self.wait(lambda: self.idle() and not restore.is_scanning(), settle_ms=300)
+        restore.preview_first()
+        self.wait(lambda: self.idle() and not restore.is_busy(), timeout_s=120, settle_ms=800)
+        self.shot("restore")
+
+    def data_building(self) -> None:
+        """The old-photo preset (the widest recipe), then a dataset build under way."""
+        data = self.win.show_panel("data")
+        data.recipe_editor.set_preset("old-photo")
+        self.wait(self.idle, settle_ms=600)
+        self.shot("data-old-photo")
+        data.name_edit.setText("old-photo-demo")
+        data.build_dataset()
+        self.wait(lambda: data.progress.value() > 0 or not data.is_busy(), timeout_s=60, settle_ms=150)
+        self.shot("data-building")
+        self.wait(lambda: not data.is_busy(), timeout_s=120, settle_ms=100)
+        if data.summary_dialog is not None:
+            data.summary_dialog.close()
+
+    def about(self) -> None:
+        box = self.win.about_dialog()
+        box.show()
+        self.wait(lambda: True, settle_ms=300)
+        self.shot("about", box)
+        box.close()
+
+    def close(self) -> None:
+        """Close the window (it waits for its workers without blocking) and wait for that."""
+        closed = []
+        self.win.closed.connect(lambda: closed.append(True))
+        self.win._force_close = True
+        self.win.close()
+        self.wait(lambda: bool(closed), timeout_s=120, settle_ms=0)
+
+
+def _open_window(project, size: tuple[int, int], work: Path):
     from .app import create_application
     from .context import AppContext, Settings
     from .main_window import MainWindow
@@ -94,102 +202,33 @@ def render(outdir: Path, size: tuple[int, int], work: Path, log=print) -> list[P
     win.resize(*size)
     win.show()
     _wait(app, lambda: True, settle_ms=500)
+    return app, win
 
-    def idle() -> bool:
-        return not ctx.running_workers()
 
-    written: list[Path] = []
+def render(outdir: Path, size: tuple[int, int], work: Path, log=print) -> list[Path]:
+    """Render the panels into ``outdir``; returns the files written."""
+    os.environ.setdefault("LESSON7_OFFLINE", "1")
+    os.environ["LESSON7_DATA_DIR"] = str(work / "data")
+    os.environ["LESSON7_CONFIG_DIR"] = str(work / "config")
+    outdir.mkdir(parents=True, exist_ok=True)
 
-    def shot(name: str, widget=None) -> None:
-        path = outdir / f"{name}.png"
-        (widget or win).grab().save(str(path))
-        written.append(path)
-        log(f"wrote {path}")
+    from lesson7_studio.core.project import demo_project
 
-    # Data: the demo photos, a selected photo and its crappified preview
-    data = win.show_panel("data")
-    photos = demo_photos(project)
-    data.set_folder(photos)
-    _wait(app, lambda: data.preview_count > 0 and idle() and data.grid.thumb_model.loaded_count() >= 1)
-    data.grid.select_path(sorted(photos.glob("*.png"))[-1])
-    before = data.preview_count
-    _wait(app, lambda: data.preview_count > before and idle())
-    shot("data")
-
-    # Model: a lesson U-Net with the pretrained-weights status
-    model = win.show_panel("model")
-    model.select_model("unet-resnet34")
-    model.form.set_values({"pretrained": True})
-    model._options_changed()
-    _wait(app, lambda: model.last_stats is not None and model.last_stats["info"].name == "unet-resnet34"
-          and idle(), settle_ms=600)
-    shot("model")
-
-    # Train: the quick demo run reopened with its curves, then its samples
-    train = win.show_panel("train")
-    train.refresh_runs()
-    train.open_run(quick_run)
-    _wait(app, lambda: idle(), settle_ms=600)
-    shot("train")
-    train.tabs.setCurrentIndex(1)
-    _wait(app, lambda: True, settle_ms=300)
-    shot("train-samples")
-    train.tabs.setCurrentIndex(0)
-
-    # Compare: a crappified validation image of the demo dataset beside its restoration
-    compare = win.show_panel("compare")
-    ds = project.datasets_dir / DEMO_DATASET
-    lr_files = sorted((ds / "lr").glob("*"))
-    if lr_files:
-        compare.open_images([lr_files[0]])
-    _wait(app, lambda: idle() and not compare.is_busy(), timeout_s=120, settle_ms=800)
-    shot("compare")
-    # ... and with three models: the starter and the two demo runs' models
-    compare.refresh_models()
-    models = [compare.model_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(compare.model_list.count())]
-    compare.set_models(models[:3])
-    compare.restore_now()
-    _wait(app, lambda: idle() and not compare.is_busy(), timeout_s=240, settle_ms=800)
-    shot("compare-models")
-
-    # Inspect: the tiny NoGAN run
-    inspect = win.show_panel("inspect")
-    inspect.open_run(gan_run)
-    _wait(app, lambda: idle() and not inspect.is_busy(), timeout_s=60, settle_ms=800)
-    shot("inspect")
-
-    # Restore: the demo photos queued, the first one previewed
-    restore = win.show_panel("restore")
-    restore.add_inputs([photos])
-    restore.set_output(work / "restored")
-    _wait(app, lambda: idle() and not restore.is_scanning(), settle_ms=300)
-    restore.preview_first()
-    _wait(app, lambda: idle() and not restore.is_busy(), timeout_s=120, settle_ms=800)
-    shot("restore")
-
-    # Data again: the old-photo preset (the widest recipe), then a dataset build under way
-    data = win.show_panel("data")
-    data.recipe_editor.set_preset("old-photo")
-    _wait(app, idle, settle_ms=600)
-    shot("data-old-photo")
-    data.name_edit.setText("old-photo-demo")
-    data.build_dataset()
-    _wait(app, lambda: data.progress.value() > 0 or not data.is_busy(), timeout_s=60, settle_ms=150)
-    shot("data-building")
-    _wait(app, lambda: not data.is_busy(), timeout_s=120, settle_ms=100)
-    if data.summary_dialog is not None:
-        data.summary_dialog.close()
-
-    # About
-    box = win.about_dialog()
-    box.show()
-    _wait(app, lambda: True, settle_ms=300)
-    shot("about", box)
-    box.close()
-
-    win._force_close = True
-    win.close()
-    return written
+    log("preparing the demo project…")
+    project = demo_project(work / "demo")
+    quick_run, gan_run = _train_demo_runs(project, log)
+    app, win = _open_window(project, size, work)
+    shots = _Shots(app, win, project, outdir, work, log)
+    shots.data()
+    shots.model()
+    shots.train(quick_run)
+    shots.compare()
+    shots.inspect(gan_run)
+    shots.restore()
+    shots.data_building()
+    shots.about()
+    shots.close()
+    return shots.written
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -4,7 +4,10 @@
 own thread. Core events are queued and handed to the GUI thread in batches (one queued wake-up
 per batch, however many events a fast loop emits), then emitted one by one as ``event``.
 Exactly one of ``finished(result)``, ``failed(exc)`` or ``cancelled()`` follows the last
-event, then ``done()``. Widgets are only ever touched on the GUI thread.
+event, then ``done()``; the thread has ended before the first of them is emitted, so a receiver
+may drop the worker. A started worker is kept alive until then (a QThread destroyed while it
+runs aborts the process): dropping every reference to a running worker is safe, it runs to its
+end, reports, and is freed. Widgets are only ever touched on the GUI thread.
 
 Functions that take no ``on_event``/``cancel`` can be wrapped in a lambda::
 
@@ -13,26 +16,70 @@ Functions that take no ``on_event``/``cancel`` can be wrapped in a lambda::
 
 from __future__ import annotations
 
+import atexit
 import threading
 import traceback
+import weakref
 from collections import deque
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from lesson7_studio.core.errors import Cancelled
 from lesson7_studio.core.events import CancelToken, Event
 
 _FINISHED, _FAILED, _CANCELLED = "finished", "failed", "cancelled"
+EXIT_WAIT_MS = 30000  # at interpreter exit: how long to wait for each cancelled worker
+
+# started workers whose final signals are not delivered yet: held here so that a worker nobody
+# references any more is not destroyed with its thread still running
+_live: set["Worker"] = set()
+
+
+def live_workers() -> list["Worker"]:
+    """Every started worker that has not delivered its final signals yet."""
+    return list(_live)
+
+
+@atexit.register
+def _stop_at_exit() -> None:
+    """Cancel and wait for the workers still running when the interpreter exits."""
+    for w in list(_live):
+        w.cancel()
+    for w in list(_live):
+        if w._thread is not None:
+            w._thread.wait(EXIT_WAIT_MS)
 
 
 class _Thread(QThread):
     def __init__(self, worker: "Worker") -> None:
         super().__init__()
-        self._worker = worker
+        # weak: a cycle of Qt wrappers is never collected (the worker is kept alive by _live)
+        self._worker = weakref.ref(worker)
 
     def run(self) -> None:  # runs in the new thread
-        self._worker._run()
+        worker = self._worker()
+        if worker is not None:
+            worker._run()
+
+
+class _Waker(QObject):
+    """Receives the thread's queued wake-ups for a Worker. The Worker cannot receive them
+    itself: its ``event`` signal shadows ``QObject.event``, and every event delivered to it
+    would then keep a reference to it (it would never be freed)."""
+
+    wake = Signal()
+
+    def __init__(self, worker: "Worker") -> None:
+        super().__init__()
+        self._worker = weakref.ref(worker)
+        self.wake.connect(self._drain)
+
+    @Slot()
+    def _drain(self) -> None:
+        worker = self._worker()
+        if worker is not None:
+            worker._drain()
 
 
 class Worker(QObject):
@@ -43,7 +90,6 @@ class Worker(QObject):
     failed = Signal(object)  # the exception (traceback in exc.__traceback__, text in .traceback_text)
     cancelled = Signal()
     done = Signal()  # after finished / failed / cancelled, always
-    _wake = Signal()
 
     def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "", **kwargs: Any) -> None:
         super().__init__()
@@ -59,13 +105,14 @@ class Worker(QObject):
         self._lock = threading.Lock()
         self._thread: _Thread | None = None
         self._running = False
-        self._wake.connect(self._drain)
+        self._waker = _Waker(self)
 
     # ---------------------------------------------------------------- control (GUI thread)
     def start(self) -> "Worker":
         if self._thread is not None:
             raise RuntimeError("a Worker runs once; make a new one")
         self._running = True
+        _live.add(self)
         self._thread = _Thread(self)
         self._thread.setObjectName(f"worker:{self.name}")
         self._thread.start()
@@ -102,7 +149,7 @@ class Worker(QObject):
             wake = not self._queue
             self._queue.append(item)
         if wake:
-            self._wake.emit()  # queued: the Worker lives in the GUI thread
+            self._waker.wake.emit()  # queued: the waker lives in the GUI thread
 
     def _on_event(self, ev: Event) -> None:
         self._post(("event", ev))
@@ -122,7 +169,6 @@ class Worker(QObject):
                 self._post((_FINISHED, result))
 
     # ---------------------------------------------------------------- GUI thread
-    @Slot()
     def _drain(self) -> None:
         while True:
             with self._lock:
@@ -132,6 +178,9 @@ class Worker(QObject):
             if kind == "event":
                 self.event.emit(payload)
                 continue
+            # the outcome is the thread's last post: it is ending. Wait for it, so that whoever
+            # drops the worker on the signals below does not destroy a running QThread.
+            self._thread.wait()
             self.outcome = kind
             self._running = False
             if kind == _FINISHED:
@@ -143,3 +192,6 @@ class Worker(QObject):
             else:
                 self.cancelled.emit()
             self.done.emit()
+            # let go of the keep-alive reference from the event loop, not inside our own slot
+            QTimer.singleShot(0, lambda w=self: _live.discard(w))
+            return

@@ -102,7 +102,7 @@ def test_progress_bar_helper_throttles_only_logs(monkeypatch):
     import io
     import sys
 
-    from lesson7_studio.cli._common import LOG_INTERVAL_S, advance, progress_bar
+    from lesson7_studio.cli.progress import LOG_INTERVAL_S, advance, progress_bar
 
     class Tty(io.StringIO):
         def isatty(self):

@@ -3,8 +3,8 @@
 import io
 import sys
 
-from lesson7_studio.cli import _common
-from lesson7_studio.cli._common import LogProgress, ProgressBars, progress_bar
+from lesson7_studio.cli import progress
+from lesson7_studio.cli.progress import LogProgress, ProgressBars, progress_bar
 from lesson7_studio.core.events import Progress
 
 
@@ -47,18 +47,18 @@ def test_log_writes_a_line_per_interval_and_the_last_state_only_if_new(monkeypat
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", err)
     bar = progress_bar(total=10, desc="train epoch 1", unit="batch")
-    assert isinstance(bar, LogProgress) and bar.mininterval == _common.LOG_INTERVAL_S
+    assert isinstance(bar, LogProgress) and bar.mininterval == progress.LOG_INTERVAL_S
     clock = _on_clock(bar)
     for i in range(10):
         clock.t += 5.0  # a line every 3 updates at 15 s
-        _common.advance(bar, i + 1, f"loss {i}")
+        progress.advance(bar, i + 1, f"loss {i}")
     assert err.getvalue().count("\n") == 3
     bar.close()  # 10/10 not written yet: written now, once
     bar.close()
     lines = err.getvalue().splitlines()
     assert len(lines) == 4 and lines[-1].startswith("train epoch 1: 10/10 batch (100%)") and lines[-1].endswith("loss 9")
     again = progress_bar(total=2, mininterval=0.0)
-    _common.advance(again, 2)  # written at once (interval 0): close adds nothing
+    progress.advance(again, 2)  # written at once (interval 0): close adds nothing
     again.close()
     assert err.getvalue().splitlines()[-1].startswith("2/2") and err.getvalue().count("2/2") == 1
 
@@ -72,3 +72,29 @@ def test_terminal_keeps_tqdm(monkeypatch):
     bar = progress_bar(total=2, desc="x")
     assert not isinstance(bar, LogProgress) and bar.mininterval == 0.1
     bar.close()
+
+
+def test_a_folder_display_is_the_jobs_on_event_and_closes_however_the_job_ends(monkeypatch):
+    import signal
+    from pathlib import Path
+
+    import pytest
+
+    from lesson7_studio.core.events import CancelToken, ItemFailed, Log
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    handler = signal.getsignal(signal.SIGINT)
+    bars = ProgressBars("eval (x)", "img", "eval", failed="skipped")
+    with pytest.raises(RuntimeError, match="job broke"):
+        with progress.showing(bars, CancelToken(), "stopping ...") as shown:
+            assert shown is bars and signal.getsignal(signal.SIGINT) is not handler
+            bars(Progress(done=1, total=2, stage="eval"))
+            bars(ItemFailed(path=Path("a.png"), reason="not an image"))
+            bars(Log(message="a note"))
+            bars(Progress(done=5, total=9, stage="another stage"))  # not this display's stage
+            raise RuntimeError("job broke")
+    assert bars.bar is None and signal.getsignal(signal.SIGINT) is handler
+    lines = err.getvalue().splitlines()
+    assert lines[:2] == ["skipped a.png: not an image", "a note"] and len(lines) == 3
+    assert lines[2].startswith("eval (x): 1/2 img (50%) in ")  # the bar's last state, at close

@@ -218,6 +218,21 @@ def test_folder_rules(tmp_path, src):
         build_pairs(src, tmp_path / "ds", "jpeg", valid_pct=1.0)
 
 
+def test_read_dataset_json_strict_and_lenient(tmp_path):
+    root = tmp_path / "hand-made"
+    root.mkdir()
+    with pytest.raises(DatasetError, match="no dataset.json"):
+        read_dataset_json(root, strict=False)
+    (root / "dataset.json").write_text(json.dumps({"scale": 2, "valid": ["a.png"]}))
+    with pytest.raises(DatasetError, match="keys missing"):
+        read_dataset_json(root)  # the builder's keys are needed to train on it
+    assert read_dataset_json(root, strict=False)["valid"] == ["a.png"]
+    for broken, words in (("{oops", "Cannot read"), ("[1, 2]", "not a JSON object")):
+        (root / "dataset.json").write_text(broken)
+        with pytest.raises(DatasetError, match=words):
+            read_dataset_json(root, strict=False)
+
+
 def test_name_collisions_max_size_and_alpha(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -345,6 +360,33 @@ def test_image_folder_dataset_and_loader(area_ds, tmp_path):
     (tmp_path / "none").mkdir()
     with pytest.raises(DatasetError):
         ImageFolderDataset(tmp_path / "none")
+
+
+def test_decoded_pairs_are_cached_within_the_bound(area_ds, monkeypatch):
+    from lesson7_studio.core import datasets
+
+    opened = []
+    real = datasets._open_rgb
+    monkeypatch.setattr(datasets, "_open_rgb", lambda p: (opened.append(p), real(p))[1])
+    ds = PairedDataset(area_ds, "all", crop_size=16, augment=False)
+    first = ds[0]
+    assert len(opened) == 2  # hr + lr
+    again = ds[0]
+    assert len(opened) == 2, "the second read decoded the files again"
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    lr, hr = ds.load_pair(0)
+    assert not lr.flags.writeable and not hr.flags.writeable  # crops and flips cannot spoil the cache
+    # the bound: only what fits is kept, the rest is decoded each time (same pixels)
+    one = sum(a.nbytes for a in ds.load_pair(0))
+    tight = PairedDataset(area_ds, "all", crop_size=16, augment=False, cache_mb=one / 2**20)
+    opened.clear()
+    for _ in range(2):
+        for i in range(len(tight)):
+            tight.load_pair(i)
+    assert len(tight._cache) == 1 and tight._cached_bytes <= tight.cache_bytes
+    assert len(opened) == 2 * (2 * len(tight) - 1)
+    off = PairedDataset(area_ds, "all", crop_size=16, augment=False, cache_mb=0)
+    assert torch.equal(off[0][1], first[1]) and not off._cache
 
 
 def test_dataset_json_is_plain_json(area_ds):

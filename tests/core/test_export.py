@@ -91,13 +91,15 @@ def test_onnx_restore_tiles_like_pytorch_on_any_size(lite, tmp_path, monkeypatch
     assert onnx_model.dynamic_size and onnx_model.memory_estimate is not None
     assert onnx_model.memory_estimate[0] > 0
     plans = []
-    real_plan = restore._plan_axis
+    from lesson7_studio.core.restore import tiling
+
+    real_plan = tiling.plan_axis
 
     def spy(n, tile, *a, **k):
         plans.append((n, tile))
         return real_plan(n, tile, *a, **k)
 
-    monkeypatch.setattr(restore, "_plan_axis", spy)
+    monkeypatch.setattr(tiling, "plan_axis", spy)
     rng = np.random.default_rng(1)
     for h, w in [(13, 21), (256, 384), (200, 600)]:
         a = rng.random((h, w, 3), dtype=np.float32)

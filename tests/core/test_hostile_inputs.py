@@ -233,7 +233,7 @@ def test_restore_folder_checks_the_output_before_restoring_anything(tmp_path, mo
     Image.new("RGB", (16, 16), (9, 90, 200)).save(src / "a.png")
     (tmp_path / "afile").write_text("x")
     calls = []
-    monkeypatch.setattr(restore, "restore_image", lambda *a, **kw: calls.append(1))
+    monkeypatch.setattr(restore.folder, "restore_image", lambda *a, **kw: calls.append(1))
     events = []
     with pytest.raises(OutputFolderError):
         restore.restore_folder(models.restorer("unet-lite", nf=8, blocks=1), src, tmp_path / "afile" / "out",

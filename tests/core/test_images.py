@@ -310,6 +310,43 @@ def test_atomic_write_success_and_failure(tmp_path):
     assert no_temp_files(tmp_path)
 
 
+def test_atomic_open_and_bytes_fsync_and_rename(tmp_path, monkeypatch):
+    import os
+
+    from lesson7_studio.core.images import atomic_bytes, atomic_open
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    target = tmp_path / "deep" / "state.bin"
+    atomic_bytes(target, b"one")
+    assert target.read_bytes() == b"one" and len(synced) == 1
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as f:
+            f.write(b"two, half written")
+            raise RuntimeError("boom")
+    assert target.read_bytes() == b"one" and no_temp_files(tmp_path) and len(synced) == 1
+    with atomic_open(target) as f:
+        f.write(b"three")
+        assert target.read_bytes() == b"one"  # nothing lands before the block ends
+    assert target.read_bytes() == b"three" and len(synced) == 2
+
+
+def test_list_images_stops_when_cancelled(tmp_path):
+    from lesson7_studio.core.errors import Cancelled
+    from lesson7_studio.core.events import CancelToken
+    from lesson7_studio.core.images import list_images
+
+    for i in range(3):
+        Image.fromarray(pattern(8, 8, i)).save(tmp_path / f"{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert [p.name for p in list_images(tmp_path)] == ["0.png", "1.png", "2.png"]
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        list_images(tmp_path, cancel=token)
+
+
 def test_save_failure_leaves_nothing(tmp_path):
     img = ImageData(rgb=pattern())
     with pytest.raises(ImageWriteError):  # Pillow cannot encode a zero-height image

@@ -1,4 +1,4 @@
-"""Losses: pixel, the lesson's feature loss, GAN / Wasserstein; tensor PSNR/SSIM."""
+"""Losses: pixel, the lesson's feature loss, GAN / Wasserstein (PSNR/SSIM: test_metrics.py)."""
 
 import math
 
@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lesson7_studio.core import metrics
 from lesson7_studio.core.errors import TrainingError, WeightsError
 from lesson7_studio.core.losses import (
-    AdaptiveLoss, FeatureLoss, PixelLoss, accuracy_thresh_expand, build_loss, gram_matrix, psnr, ssim,
+    AdaptiveLoss, FeatureLoss, PixelLoss, accuracy_thresh_expand, build_loss, gram_matrix,
     wasserstein_critic_loss, wasserstein_gen_loss,
 )
 
@@ -19,14 +20,13 @@ def feat_loss():
     return FeatureLoss(pretrained=False)
 
 
-def test_psnr_and_ssim():
-    a = torch.rand(2, 3, 24, 24)
-    assert psnr(a, (a + 0.1).clamp(0, 1)) > 15
-    b = torch.full_like(a, 0.5)
-    c = b + 0.1
-    assert psnr(b, c).item() == pytest.approx(20.0, abs=1e-3)  # mse 0.01 -> 20 dB
-    assert ssim(a, a).item() == pytest.approx(1.0, abs=1e-5)
-    assert ssim(a, torch.rand_like(a)).item() < 0.2
+def test_losses_keep_no_metric_of_their_own():
+    """PSNR / SSIM live once, in core.metrics (issue 16): training's columns are scored by it."""
+    from lesson7_studio.core import losses
+    from lesson7_studio.core.train import callbacks
+
+    assert not hasattr(losses, "psnr") and not hasattr(losses, "ssim")
+    assert callbacks._metrics is metrics
 
 
 def test_pixel_losses():

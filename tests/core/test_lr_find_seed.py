@@ -24,7 +24,7 @@ def dataset(tmp_path_factory):
 
 def _sweep(data, seed, noise=0):
     from lesson7_studio.core.train import apply_overrides, get_recipe
-    from lesson7_studio.core.train.lr_find import lr_find
+    from lesson7_studio.core.train.lr_finder import lr_find
 
     cfg = apply_overrides(get_recipe("quick"), data=str(data), size=32, batch_size=2, pretrained=False,
                           precision="fp32", device="cpu", workers=0, seed=seed,

@@ -110,3 +110,58 @@ def test_torch_inputs_channels_first_and_batches():
 def test_shape_mismatch_raises():
     with pytest.raises(ValueError):
         metrics.psnr(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the evaluation convention shared by evaluate, Compare and training's columns
+
+
+def test_border_is_the_scale_unless_the_image_is_tiny():
+    assert metrics.border(64, 64, 2) == 2
+    assert metrics.border(64, 64, 1) == 1
+    assert metrics.border(64, 64, 0) == 1  # at least one pixel
+    assert metrics.border(8, 64, 2) == 0  # 8 <= 4 * 2: nothing would be left to score well
+    assert metrics.border(9, 64, 2) == 2
+
+
+def test_scores_keys_and_values_follow_psnr_and_ssim():
+    a = _rand((24, 20, 3), 7) * 0.8
+    b = np.clip(a + 0.05 * (_rand((24, 20, 3), 8) - 0.5), 0, 1)
+    s = metrics.scores(b, a, crop=2)
+    assert set(s) == {"psnr", "ssim", "psnr_y", "ssim_y"}
+    assert s["psnr_y"] == metrics.psnr(b, a, y_channel=True, crop=2)
+    assert s["ssim"] == metrics.ssim(b, a, crop=2)
+    assert set(metrics.scores(b, a, crop=2, y_channel=False)) == {"psnr", "ssim"}
+    # a crop that would leave (almost) nothing is dropped, as for a thumbnail
+    tiny = metrics.scores(b[:8, :8], a[:8, :8], crop=2)
+    assert tiny["psnr"] == metrics.psnr(b[:8, :8], a[:8, :8])
+
+
+def _chw(a):
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3))).float()
+
+
+def test_training_columns_use_the_evaluation_convention():
+    """batch_sums: per-image Y-PSNR / Y-SSIM with the scale's border cropped, summed over the batch."""
+    a = _rand((3, 20, 20, 3), 9) * 0.5
+    d = np.array([0.02, 0.05, 0.1])[:, None, None, None]
+    b = a + d  # a grey offset per image: an analytic Y-PSNR
+    b[:, :2] = 1.0  # garbage in the border the scale (2) crops
+    b[:, :, -2:] = 0.0
+    dy = d.ravel() * (65.481 + 128.553 + 24.966) / 255
+    want_psnr = sum(10 * math.log10(1 / v**2) for v in dy)
+    want_ssim = sum(_ssim_reference(metrics.rgb_to_y(b[i])[2:-2, 2:-2], metrics.rgb_to_y(a[i])[2:-2, 2:-2])
+                    for i in range(3))
+    got = metrics.batch_sums(_chw(b), _chw(a), scale=2)
+    assert set(got) == {"psnr", "ssim"}
+    assert got["psnr"] == pytest.approx(want_psnr, rel=1e-5)
+    assert got["ssim"] == pytest.approx(want_ssim, abs=1e-5)
+    # without the crop the border garbage would count: the convention is not RGB-uncropped
+    assert got["psnr"] > 3 * metrics.psnr(b, a) + 5
+
+
+def test_training_columns_cap_an_exact_match():
+    a = _chw(_rand((2, 16, 16, 3), 10))
+    got = metrics.batch_sums(a, a.clone(), scale=1)
+    assert got["psnr"] == 2 * metrics.MAX_PSNR_DB
+    assert got["ssim"] == pytest.approx(2.0)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lesson7_studio.core import checkpoint, models, precision_cache, restore
+from lesson7_studio.core import checkpoint, devices, models, precision_cache, restore
+from lesson7_studio.core.restore import precision, runner, tiling
 
 
 @pytest.fixture()
@@ -20,15 +21,15 @@ def lite_file(tmp_path):
 def probes(monkeypatch, tmp_path):
     """A bf16-capable CPU (so "auto" has a candidate), a private cache folder, and a probe counter."""
     monkeypatch.setenv("LESSON7_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(restore, "_cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(devices, "cpu_supports_bf16", lambda: True)
     calls = []
-    real = restore._Runner._probe_verdict
+    real = precision.probe_verdict
 
-    def counted(self, probe, cand):
+    def counted(run, probe, cand):
         calls.append(cand)
-        return real(self, probe, cand)
+        return real(run, probe, cand)
 
-    monkeypatch.setattr(restore._Runner, "_probe_verdict", counted)
+    monkeypatch.setattr(precision, "probe_verdict", counted)
     return calls
 
 
@@ -78,9 +79,9 @@ def test_a_stored_verdict_is_used_for_small_images_too(lite_file, probes):
 
     key = precision_cache.verdict_key(precision_cache.file_hash(lite_file), device_key("cpu"), "bfloat16")
     assert precision_cache.store(key, True, 60.0)
-    runner = restore._Runner(model, None, "auto")
-    runner.choose_precision(restore._probe_tile(_image(64, 96), runner.facts), False, work_px=64 * 96)
-    assert runner.dtype is torch.bfloat16 and probes == []
+    run = runner.Runner(model, None, "auto")
+    run.choose_precision(tiling.probe_tile(_image(64, 96), run.facts), False, work_px=64 * 96)
+    assert run.dtype is torch.bfloat16 and probes == []
 
 
 def test_cache_file_damage_and_unwritable_folder_are_harmless(lite_file, probes, tmp_path, monkeypatch):

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from lesson7_studio.core import checkpoint, images, models, restore
+from lesson7_studio.core import checkpoint, devices, images, models, restore
+from lesson7_studio.core.restore import facts, folder, loading, memory, runner, tiling
 from lesson7_studio.core.errors import (
     Cancelled,
     CheckpointError,
@@ -102,7 +103,7 @@ def test_tiles_blend_exactly_for_a_local_net(scale, model_scale, mult):
 
 
 def test_blend_weights_sum_to_one():
-    ax = restore._plan_axis(200, 48, 12, 8, 1)
+    ax = tiling.plan_axis(200, 48, 12, 8, 1)
     assert ax.count > 3
     for s in (1, 2, 3):
         total = np.zeros(200 * s)
@@ -118,7 +119,7 @@ def test_tiled_equals_untiled_on_registered_model(lite):
     a = np.random.default_rng(2).random((56, 72, 3), dtype=np.float32)
     whole = restore.restore_array(lite, a, precision="fp32", tile=4096)
     tiled = restore.restore_array(lite, a, precision="fp32", tile=32, overlap=12)
-    assert restore._plan_axis(72, 32, 8, 8, 1).count > 1  # it really was tiled
+    assert tiling.plan_axis(72, 32, 8, 8, 1).count > 1  # it really was tiled
     assert np.abs(whole - tiled).max() < 1e-3
 
 
@@ -134,10 +135,20 @@ def test_lr_multiple_accounts_for_pre_scale():
 
 @pytest.mark.parametrize("hw", [(1, 1), (33, 17), (5000, 3), (3, 700)])
 def test_any_size(lite, hw):
+    """Any size, down to one pixel and thinner than the model's multiple, gives what one pass of the
+    model over the whole image gives (the image reflect-padded at its end to the multiple, an edge of
+    one pixel repeated), quantized to uint8."""
     h, w = hw
-    img = images.ImageData(rgb=np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8))
-    out = restore.restore_image(lite, img, precision="fp32")
+    rgb = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    out = restore.restore_image(lite, images.ImageData(rgb=rgb), precision="fp32")
     assert out.rgb.shape == (2 * h, 2 * w, 3) and out.rgb.dtype == np.uint8
+    q = restore.model_facts(lite).lr_multiple
+    padded = np.pad(rgb.astype(np.float32) / 255.0, ((0, (-h) % q), (0, (-w) % q), (0, 0)), mode="reflect")
+    with torch.no_grad():
+        ref = lite(torch.from_numpy(padded).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()[: 2 * h, : 2 * w]
+    ref8 = np.rint(np.clip(ref, 0, 1) * 255.0)
+    assert np.abs(out.rgb.astype(np.float32) - ref8).max() <= 1  # rounding at a .5 boundary at most
+    assert out.rgb.std() > 0 or h * w == 1  # not a constant image (where there is more than one pixel)
 
 
 def test_out_of_memory_halves_the_tile():
@@ -186,21 +197,21 @@ def test_precision_auto_rejects_a_model_that_low_precision_breaks():
     a = np.random.default_rng(4).random((512, 512, 3), dtype=np.float32)
     out = restore.restore_array(model, a, precision="auto")
     assert np.abs(out - a).max() < 1e-4  # fell back to fp32
-    decisions = [v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"]
-    if restore._cpu_supports_bf16():
+    decisions = [v for k, v in facts.model_cache(model).items() if isinstance(k, tuple) and k[0] == "precision"]
+    if devices.cpu_supports_bf16():
         assert decisions and decisions[0][0] is False
     forced = restore.restore_array(model, a, precision="bf16")
-    if restore._cpu_supports_bf16():
+    if devices.cpu_supports_bf16():
         assert np.abs(forced - a).max() > 0.1  # what auto protected against
 
 
 def test_precision_auto_accepts_a_benign_model():
-    if not restore._cpu_supports_bf16():
+    if not devices.cpu_supports_bf16():
         pytest.skip("this CPU has no bf16 support")
     model = toy(2, 1, 8)
     a = np.random.default_rng(5).random((256, 256, 3), dtype=np.float32)  # big enough for the probe to pay
     restore.restore_array(model, a, precision="auto")
-    decisions = [v for k, v in restore._cache(model).items() if isinstance(k, tuple) and k[0] == "precision"]
+    decisions = [v for k, v in facts.model_cache(model).items() if isinstance(k, tuple) and k[0] == "precision"]
     assert decisions and decisions[0][0] is True
 
 
@@ -368,7 +379,7 @@ def test_overlapped_io_of_gpu_restores_reports_cancels_and_resumes(lite, tmp_pat
         pools.append(ThreadPoolExecutor(max_workers=4))
         return pools[-1], 3
 
-    monkeypatch.setattr(restore, "_io_pool", io_pool)
+    monkeypatch.setattr(folder, "io_pool", io_pool)
     src = _folder(tmp_path, n=8, size=(24, 24))
     (src / "broken.png").write_bytes(b"\x89PNG broken")
     tok = CancelToken()
@@ -406,19 +417,24 @@ def test_overlapped_io_of_gpu_restores_reports_cancels_and_resumes(lite, tmp_pat
 @pytest.mark.parametrize("cap,expect_overlap", [(1 << 30, True), (1, False)])
 def test_writes_in_flight_are_bounded_by_the_bytes_they_hold(lite, tmp_path, monkeypatch, cap, expect_overlap):
     import threading
-    import time
     from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(restore, "_io_pool", lambda _dev: (ThreadPoolExecutor(max_workers=4), 3))
-    monkeypatch.setattr(restore, "_MAX_PENDING_BYTES", cap)
+    monkeypatch.setattr(folder, "io_pool", lambda _dev: (ThreadPoolExecutor(max_workers=4), 3))
+    monkeypatch.setattr(folder, "MAX_PENDING_BYTES", cap)
     real_save = images.save_image
-    lock, state = threading.Lock(), {"now": 0, "max": 0}
+    lock, state = threading.Lock(), {"now": 0, "max": 0, "calls": 0}
+    second = threading.Event()
 
     def slow_save(*a, **kw):
         with lock:
             state["now"] += 1
+            state["calls"] += 1
             state["max"] = max(state["max"], state["now"])
-        time.sleep(0.1)
+            first = state["calls"] == 1
+        if first:  # the first write waits for a second one to start (never, under the 1-byte cap)
+            second.wait(3.0)
+        else:
+            second.set()
         try:
             return real_save(*a, **kw)
         finally:
@@ -486,7 +502,7 @@ def test_registry_name_and_missing_files_are_refused(tmp_path, monkeypatch):
         restore.load_any_model("unet-resnet34")
     with pytest.raises(CheckpointError, match="not found"):
         restore.load_any_model(tmp_path / "nope.safetensors")
-    monkeypatch.setattr(restore, "starter_model_path", lambda: tmp_path / "starter.safetensors")
+    monkeypatch.setattr(loading, "starter_model_path", lambda: tmp_path / "starter.safetensors")
     with pytest.raises(CheckpointError, match="starter"):
         restore.load_any_model("starter")
 
@@ -563,7 +579,7 @@ def test_evaluate_baselines_only(tmp_path):
 
 @pytest.mark.parametrize("n,tile,margin,q", [(100, 32, 8, 8), (1000, 256, 24, 16), (257, 64, 16, 32), (33, 16, 4, 8)])
 def test_tile_plan_covers_the_axis_with_context(n, tile, margin, q):
-    ax = restore._plan_axis(n, tile, margin, q, 1)
+    ax = tiling.plan_axis(n, tile, margin, q, 1)
     full = -(-n // q) * q
     assert ax.bounds[0] == 0 and ax.bounds[-1] == n and ax.t % q == 0
     for i, s in enumerate(ax.starts):
@@ -586,21 +602,21 @@ def test_devices_and_memory():
 
 def test_tile_shape_uses_the_pixel_budget():
     f = restore.ModelFacts(scale=2, pre_scale=2, size_multiple=32, lr_multiple=16, min_size=1)
-    assert restore._tile_shape(256, 384, 120_000, 24, f) == (256, 384)  # whole image fits
-    th, tw = restore._tile_shape(3, 5000, 60_000, 24, f)  # a panorama strip: full height
+    assert tiling.tile_shape(256, 384, 120_000, 24, f) == (256, 384)  # whole image fits
+    th, tw = tiling.tile_shape(3, 5000, 60_000, 24, f)  # a panorama strip: full height
     assert th == 16 and th * tw <= 60_000 and tw > 1000
-    th, tw = restore._tile_shape(4000, 6000, 100_000, 24, f)
+    th, tw = tiling.tile_shape(4000, 6000, 100_000, 24, f)
     assert th == tw and th * tw <= 100_000 and th % 16 == 0
 
 
-@pytest.mark.skipif(not restore._cpu_supports_bf16(), reason="this CPU has no bf16 support")
+@pytest.mark.skipif(not devices.cpu_supports_bf16(), reason="this CPU has no bf16 support")
 def test_bf16_runs_on_a_bf16_copy_that_follows_weight_changes():
     model = toy(2, 1, 8)
     a = np.random.default_rng(6).random((24, 24, 3), dtype=np.float32)
     out1 = restore.restore_array(model, a, precision="bf16")
     ref = restore.restore_array(model, a, precision="fp32")
     assert np.abs(out1 - ref).max() < 0.03
-    (version, low) = restore._cache(model)[("low_copy", torch.bfloat16)]
+    (version, low) = facts.model_cache(model)[("low_copy", torch.bfloat16)]
     assert low is not model and next(low.parameters()).dtype == torch.bfloat16
     assert next(model.parameters()).dtype == torch.float32  # the model itself is untouched
     with torch.no_grad():  # as an optimizer step or load_state_dict would
@@ -609,10 +625,10 @@ def test_bf16_runs_on_a_bf16_copy_that_follows_weight_changes():
     out2 = restore.restore_array(model, a, precision="bf16")
     ref2 = restore.restore_array(model, a, precision="fp32")
     assert np.abs(out2 - ref2).max() < 0.03 and np.abs(out2 - out1).max() > 0.01
-    assert restore._cache(model)[("low_copy", torch.bfloat16)][1] is not low  # rebuilt
+    assert facts.model_cache(model)[("low_copy", torch.bfloat16)][1] is not low  # rebuilt
 
 
-@pytest.mark.skipif(not restore._cpu_supports_bf16(), reason="this CPU has no bf16 support")
+@pytest.mark.skipif(not devices.cpu_supports_bf16(), reason="this CPU has no bf16 support")
 def test_bf16_falls_back_to_autocast_when_the_copy_cannot_run():
     class NoBf16(nn.Module):
         """Runs under autocast (its conv gets bf16) but refuses a bf16 input outright."""
@@ -632,7 +648,7 @@ def test_bf16_falls_back_to_autocast_when_the_copy_cannot_run():
     out = restore.restore_array(model, a, precision="bf16")
     ref = restore.restore_array(model, a, precision="fp32")
     assert np.abs(out - ref).max() < 0.03
-    assert restore._cache(model)[("low_copy", torch.bfloat16)] == (None, None)
+    assert facts.model_cache(model)[("low_copy", torch.bfloat16)] == (None, None)
 
 
 def test_ensemble_averages_the_eight_flips_and_turns():
@@ -684,10 +700,10 @@ def test_memory_estimate_without_arithmetic_equals_a_real_pass(how):
     a = models.restorer("unet-lite", nf=8, blocks=1, self_attention=True).train()
     b = models.restorer("unet-lite", nf=8, blocks=1, self_attention=True).eval()
     probe = torch.rand(1, 3, 32, 48)
-    ra, rb = restore._Runner(a, "cpu", "fp32"), restore._Runner(b, "cpu", "fp32")
-    assert (ra._measure_on_meta if how == "meta" else ra._measure_on_fake)(probe)
-    rb._forward_measured(probe)
-    ca, cb = restore._cache(a), restore._cache(b)
+    ra, rb = runner.Runner(a, "cpu", "fp32"), runner.Runner(b, "cpu", "fp32")
+    assert (memory.measure_on_meta if how == "meta" else memory.measure_on_fake)(ra, probe)
+    memory.forward_measured(rb, probe)
+    ca, cb = facts.model_cache(a), facts.model_cache(b)
     assert ca["bytes_per_px"] == pytest.approx(cb["bytes_per_px"]) and ca["bytes_per_px"] > 64
     assert ca["attention_per_px"] == pytest.approx(cb["attention_per_px"]) and len(ca["attention_per_px"]) == 1
     assert a.training and all(p.device.type == "cpu" for p in a.parameters())  # the model itself untouched
@@ -707,9 +723,10 @@ def test_memory_estimate_falls_back_to_a_real_pass():
             return y if float(y.mean()) > -1e9 else x
 
     model = DataDependent()
-    runner = restore._Runner(model, "cpu", "fp32")
-    assert runner.bytes_per_net_px(torch.rand(1, 3, 16, 16)) > 0
-    assert not runner._measure_shapes_only(torch.rand(1, 3, 16, 16))
-    assert not runner._measure_on_meta(torch.rand(1, 3, 16, 16)) and not runner._measure_on_fake(torch.rand(1, 3, 16, 16))
+    run = runner.Runner(model, "cpu", "fp32")
+    assert run.bytes_per_net_px(torch.rand(1, 3, 16, 16)) > 0
+    assert not memory.measure_shapes_only(run, torch.rand(1, 3, 16, 16))
+    assert not memory.measure_on_meta(run, torch.rand(1, 3, 16, 16))
+    assert not memory.measure_on_fake(run, torch.rand(1, 3, 16, 16))
     out = restore.restore_array(model, np.random.default_rng(0).random((20, 20, 3), dtype=np.float32), precision="fp32")
     assert out.shape == (20, 20, 3)

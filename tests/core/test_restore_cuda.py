@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 
 from lesson7_studio.core import checkpoint, models, restore
+from lesson7_studio.core.restore import facts
 from lesson7_studio.core.errors import Cancelled
 from lesson7_studio.core.events import CancelToken, ItemDone, Log
 
@@ -75,9 +76,9 @@ def test_auto_precision_on_the_gpu_stays_close_to_fp32(r34):
     a = _photo(256, 384)  # 4 probe tiles of work or more: the probe runs (smaller images skip it)
     with no_tf32():
         ref = restore.restore_array(r34, a, device="cuda", precision="fp32")
-        restore._MODEL_CACHE.pop(r34, None)
+        facts.MODEL_CACHE.pop(r34, None)
         auto = restore.restore_array(r34, a, device="cuda", precision="auto")
-    decisions = {k: v for k, v in restore._cache(r34).items() if isinstance(k, tuple) and k[0] == "precision"}
+    decisions = {k: v for k, v in facts.model_cache(r34).items() if isinstance(k, tuple) and k[0] == "precision"}
     assert [k[2] for k in decisions] == ["torch.float16"]  # CUDA tries fp16 first
     ok, probe_psnr = next(iter(decisions.values()))
     assert ok == (probe_psnr >= restore.PRECISION_MIN_PSNR)

@@ -99,9 +99,8 @@ def _single_process_valid(model_path, data, size=32):
     """valid L1 loss and PSNR of a saved model, in one process, over the validation split."""
     import torch.nn.functional as F
 
-    from lesson7_studio.core import checkpoint
+    from lesson7_studio.core import checkpoint, metrics
     from lesson7_studio.core.datasets import PairedDataset
-    from lesson7_studio.core.losses import psnr
 
     model = checkpoint.load_model(model_path).restorer().eval()
     ds = PairedDataset(data, split="valid", crop_size=size, augment=False, seed=0)
@@ -111,7 +110,7 @@ def _single_process_valid(model_path, data, size=32):
             x, y = ds[i]
             pred = model(x[None]).float()
             losses.append(float(F.l1_loss(pred, y[None])))
-            psnrs.append(float(psnr(pred.clamp(0, 1), y[None])))
+            psnrs.append(metrics.batch_sums(pred.clamp(0, 1), y[None], scale=2)["psnr"])  # superres-x2
     return len(ds), sum(losses) / len(losses), sum(psnrs) / len(psnrs)
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 from torch import nn
 
 from lesson7_studio.core.train.learner import Learner
-from lesson7_studio.core.train.lr_find import LRFindResult, find_lr, plot_curve, steep, valley
+from lesson7_studio.core.train.lr_finder import LRFindResult, find_lr, plot_curve, steep, valley
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: threads only wait

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from lesson7_studio.core import metrics
 from lesson7_studio.core.models.registry import ModelInfo, Restorer
 from lesson7_studio.core.train.callbacks import Recorder
 from lesson7_studio.core.train.learner import Learner
@@ -43,9 +44,9 @@ def test_valid_loss_scores_the_same_output_as_the_training_loss():
     assert raw > 1.5 * clamped  # the case at hand: the clamp hides most of the error
     assert row["train_loss"] == pytest.approx(raw, rel=1e-5)
     assert row["valid_loss"] == pytest.approx(raw, rel=1e-5)  # not the clamped one
-    per_image = ((2 * x).clamp(0, 1) - y).pow(2).flatten(1).mean(1)
-    psnr_clamped = float((-10 * torch.log10(per_image)).mean())
-    assert row["psnr"] == pytest.approx(psnr_clamped, rel=1e-4)  # image metrics: what a user gets
+    # image metrics: what a user gets, scored as `eval` scores it (Y channel, a border of the scale)
+    psnr_clamped = metrics.psnr((2 * x).clamp(0, 1), y, y_channel=True, crop=1)
+    assert row["psnr"] == pytest.approx(psnr_clamped, rel=1e-4)
     model.eval()
     with torch.no_grad():
         assert model.clamp_eval and float(model(x).max()) <= 1.0  # restoring still clamps

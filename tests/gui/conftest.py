@@ -94,17 +94,17 @@ def _configure_tiny_run(panel, epochs: int = 1) -> None:
     """The quick recipe made tiny: unet-lite nf 8, 32 px crops, batch 2."""
     from PySide6.QtCore import Qt
 
-    idx = panel.recipe_combo.findData("quick")
-    panel.recipe_combo.setCurrentIndex(idx)
+    idx = panel.form.recipe_combo.findData("quick")
+    panel.form.recipe_combo.setCurrentIndex(idx)
     panel.ctx.set_model_choice(*TINY_MODEL)
-    panel.size_spin.setValue(32)
-    panel.bs_spin.setValue(2)
-    panel.steps_spin.setValue(2)  # one pass over the 4 training pairs (quick's epoch is 150 batches)
-    panel.set_stage_epochs(epochs)
+    panel.form.size_spin.setValue(32)
+    panel.form.bs_spin.setValue(2)
+    panel.form.steps_spin.setValue(2)  # one pass over the 4 training pairs (quick's epoch is 150 batches)
+    panel.form.set_stage_epochs(epochs)
     panel.refresh_datasets()
-    i = panel.dataset_combo.findText("tiny", flags=Qt.MatchFlag.MatchStartsWith)
+    i = panel.form.dataset_combo.findText("tiny", flags=Qt.MatchFlag.MatchStartsWith)
     assert i >= 0, "the tiny dataset is not listed"
-    panel.dataset_combo.setCurrentIndex(i)
+    panel.form.dataset_combo.setCurrentIndex(i)
 
 
 @pytest.fixture

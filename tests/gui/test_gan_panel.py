@@ -90,11 +90,11 @@ def test_timeline_loads_the_epochs_of_a_recorded_run(qtbot, gan_ctx):
     # scrubbing the slider shows that epoch's grid and its prediction
     p.slider.setValue(0)
     assert p.current_sample().stage == "pretrain" and p.current_sample().epoch == 0
-    img = p.image_view.pixmap().toImage()
+    img = p.critic.image_view.pixmap().toImage()
     assert (img.width(), img.height()) == (64, 64)
     assert img.pixelColor(63, 63).red() == 40  # epoch 0's prediction cell value
     p.slider.setValue(3)
-    assert p.image_view.pixmap().toImage().pixelColor(63, 63).red() == 80
+    assert p.critic.image_view.pixmap().toImage().pixelColor(63, 63).red() == 80
     # stage filter
     p.stage_combo.setCurrentIndex(p.stage_combo.findData("gan"))
     assert len(p.samples()) == 3 and all(s.stage == "gan" for s in p.samples())
@@ -115,53 +115,13 @@ def test_critic_patch_map_over_the_generated_image(qtbot, gan_ctx):
     # gan_critic on 64 px cells: a small 2-D map of patch beliefs in [0, 1]
     assert fake.ndim == 2 and fake.size >= 1
     assert np.all((fake >= 0) & (fake <= 1))
-    assert p.heat_view.has_image() and "fake" in p.heat_view.label()
-    assert p.legend.isVisibleTo(p)
-    assert "gan-s0000025" in p.critic_label.text()
+    assert p.critic.heat_view.has_image() and "fake" in p.critic.heat_view.label()
+    assert p.critic.legend.isVisibleTo(p)
+    assert "gan-s0000025" in p.critic.critic_label.text()
     # judging the real target instead gives a map of the same shape
-    p.judge_combo.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: p._worker is None, timeout=30000)
+    p.critic.judge_combo.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: not p.critic.is_busy(), timeout=30000)
     assert p.fake_map().shape == fake.shape
-
-
-def test_critic_map_follows_the_patch_layout():
-    import torch
-
-    from lesson7_studio.core import models
-    from lesson7_studio.gui.panels.gan import critic_fake_map
-
-    torch.manual_seed(0)
-    net = models.create("gan-critic", nf=8).eval()
-    img = np.zeros((64, 96, 3), np.uint8)
-    m = critic_fake_map(net, img)
-    with torch.no_grad():
-        flat = net(torch.zeros(1, 3, 64, 96))
-    assert m.size == flat.shape[1] and m.shape[1] > m.shape[0]  # wider than tall, like the image
-    assert np.allclose(np.sort(m.ravel()), np.sort(1 - torch.sigmoid(flat[0]).numpy()), atol=1e-5)
-
-
-def test_critic_scores_images_smaller_than_its_minimum_input():
-    import torch
-
-    from lesson7_studio.core import models
-    from lesson7_studio.gui.panels.gan import critic_fake_map, critic_min_side
-
-    torch.manual_seed(0)
-    net = models.create("gan-critic", nf=8).eval()
-    # 4 stride-2 convs then an unpadded 4x4 conv: 64 px is the smallest input it accepts
-    assert critic_min_side(net) == 64
-    with pytest.raises(RuntimeError):
-        with torch.no_grad():
-            net(torch.zeros(1, 3, 24, 40))
-    rng = np.random.default_rng(0)
-    small = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
-    m = critic_fake_map(net, small)  # mirror-padded to 64 px, the patches over the image kept
-    assert m.ndim == 2 and m.size >= 1 and np.all(np.isfinite(m)) and np.all((m >= 0) & (m <= 1))
-    # a sample 48 px tall and 128 wide (as in a small run's grid): a row of patches across it
-    wide = critic_fake_map(net, rng.integers(0, 256, (48, 128, 3), dtype=np.uint8))
-    assert wide.shape[0] == 1 and wide.shape[1] >= 3
-    # images at least the minimum are scored as they are
-    assert critic_fake_map(net, np.zeros((64, 96, 3), np.uint8)).shape == (1, 3)
 
 
 def test_small_samples_get_a_critic_map_in_the_panel(qtbot, gan_ctx):
@@ -173,16 +133,16 @@ def test_small_samples_get_a_critic_map_in_the_panel(qtbot, gan_ctx):
         save_png(grid, f)
     p = _panel(qtbot, gan_ctx)
     p.open_run(run)
-    qtbot.waitUntil(lambda: p.fake_map() is not None and p._worker is None, timeout=30000)
-    assert "failed" not in p.critic_label.text()
-    assert p.heat_view.has_image() and np.all((p.fake_map() >= 0) & (p.fake_map() <= 1))
+    qtbot.waitUntil(lambda: p.fake_map() is not None and not p.critic.is_busy(), timeout=30000)
+    assert "failed" not in p.critic.critic_label.text()
+    assert p.critic.heat_view.has_image() and np.all((p.fake_map() >= 0) & (p.fake_map() <= 1))
 
 
 def test_missing_metrics_show_a_dash_not_nan(qtbot, gan_ctx):
-    from lesson7_studio.gui.panels.gan import _num
+    from lesson7_studio.gui.panels.gan import format_metric
 
-    assert _num("nan") == "\u2014" and _num("") == "\u2014" and _num(float("nan")) == "\u2014"
-    assert _num("0.68581") == "0.6858"
+    assert format_metric("nan") == "\u2014" and format_metric("") == "\u2014"
+    assert format_metric(float("nan")) == "\u2014" and format_metric("0.68581") == "0.6858"
     run = make_run(gan_ctx.project.runs_dir / "nogan-nan")
     csv = run / "metrics.csv"
     csv.write_text(csv.read_text().replace(",0.7,0.6,", ",nan,0.6,"))
@@ -200,7 +160,7 @@ def test_wgan_run_shows_the_noise_grid_per_epoch(qtbot, gan_ctx, tmp_path):
     p.open_run(run)
     assert len(p.samples()) == 2 and all(s.kind == "wgan" for s in p.samples())
     assert "noise" in p.grid_caption.text()
-    assert not p.critic_box.isVisibleTo(p)
+    assert not p.critic.isVisibleTo(p)
     g = p.grid_view.pixmap()
     assert g.width() == 2 + 8 * (16 + 2)
     p.slider.setValue(0)
@@ -213,27 +173,10 @@ def test_new_epochs_appear_while_a_run_is_going_on(qtbot, gan_ctx):
     run = make_run(gan_ctx.project.runs_dir / "nogan-1", critic=False)
     p = _panel(qtbot, gan_ctx)
     assert len(p.samples()) == 5
-    assert "no critic" in p.heat_view._placeholder.lower()
+    assert "no critic" in p.critic.heat_view._placeholder.lower()
     save_png(grid_image([(_cell(64, 10), _cell(64, 250), _cell(64, 200))] * 2), run / "samples" / "gan_epoch003.png")
     p.reload()
     assert len(p.samples()) == 6 and p.slider.value() == 5  # followed the newest
-
-
-def test_split_grid_with_fewer_rows_than_preview_samples():
-    from lesson7_studio.core.train.callbacks import grid_image
-    from lesson7_studio.gui.panels.gan import split_grid
-
-    rng = np.random.default_rng(0)
-    cells = [rng.integers(40, 250, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
-    one_row = grid_image([cells])  # a dataset with one valid image, preview_samples = 2
-    rows = split_grid(one_row, n_rows=2)
-    assert len(rows) == 1 and rows[0][1].shape == (64, 64, 3)
-    assert np.array_equal(rows[0][1], cells[1])
-    # wide cells: the row count of the run is kept when the grid really has those rows
-    wide = [rng.integers(40, 250, (24, 40, 3), dtype=np.uint8) for _ in range(3)]
-    two_rows = grid_image([wide, wide])
-    rows = split_grid(two_rows, n_rows=2)
-    assert len(rows) == 2 and rows[1][2].shape == (24, 40, 3) and np.array_equal(rows[1][2], wide[2])
 
 
 def test_reload_lists_a_run_made_outside_the_app(qtbot, gan_ctx, tmp_path):
@@ -252,3 +195,24 @@ def test_reload_lists_a_run_made_outside_the_app(qtbot, gan_ctx, tmp_path):
     assert p.run_combo.currentData() == str(outside)  # the shown run stays
     assert all("No runs" not in p.run_combo.itemText(i) for i in range(p.run_combo.count()))
     assert len(p.samples()) == 2
+
+
+def test_grids_are_cut_by_their_layout_file(qtbot, gan_ctx):
+    """Tall cells in a run without preview_samples: guessing square cells would cut 3 rows of
+    the wrong size; the layout written beside the PNG gives the 2 rows of 32 x 64 px."""
+    from lesson7_studio.core.train.callbacks import save_grid
+
+    run = make_run(gan_ctx.project.runs_dir / "nogan-tall", critic=False)
+    cfg = json.loads((run / "config.json").read_text())
+    del cfg["preview_samples"]
+    (run / "config.json").write_text(json.dumps(cfg))
+    tall = [np.full((64, 32, 3), v, np.uint8) for v in (10, 90, 200)]
+    for f in (run / "samples").glob("*.png"):
+        save_grid([tall, tall], f)
+    p = _panel(qtbot, gan_ctx)
+    p.open_run(run)
+    assert p.critic.row_spin.maximum() == 2
+    img = p.critic.image_view.pixmap().toImage()
+    assert (img.width(), img.height()) == (32, 64) and img.pixelColor(31, 63).red() == 90
+    p.critic.judge_combo.setCurrentIndex(1)
+    assert p.critic.image_view.pixmap().toImage().pixelColor(0, 0).red() == 200

@@ -58,9 +58,9 @@ def test_form_follows_the_lesson(panel):
 def test_train_rnn_then_explore_predictions(qtbot, panel, ctx):
     _tiny_rnn(panel)
     panel.start()
-    assert panel.is_busy() and not panel.start_button.isEnabled() and panel.cancel_button.isEnabled()
+    assert panel.is_busy() and not panel.control.start_button.isEnabled() and panel.control.cancel_button.isEnabled()
     assert _wait_end(qtbot, panel) == ["finished"]
-    run = panel.run_dir
+    run = panel.control.run_dir
     assert run.parent == ctx.project.root / "lessons" and (run / "model.safetensors").is_file()
     assert panel.curves.series("accuracy")[1] and panel.curves.series("valid_loss")[1]
     assert "accuracy" in panel.status_label.text()
@@ -90,21 +90,21 @@ def test_pause_cancel_and_resume(qtbot, panel):
     _tiny_rnn(panel, "rnn-model4", epochs=2, steps=6)
     seen: list[int] = []
     panel.start()
-    w = panel.worker
+    w = panel.control.worker
     w.event.connect(lambda ev: seen.append(ev.step) if isinstance(ev, BatchEnd) else None)
     qtbot.waitUntil(lambda: len(seen) >= 1, timeout=60000)
     panel.pause()
-    assert w.is_paused() and panel.resume_button.isEnabled() and not panel.pause_button.isEnabled()
+    assert w.is_paused() and panel.control.resume_button.isEnabled() and not panel.control.pause_button.isEnabled()
     panel.resume()
     assert not w.is_paused()
     panel.cancel()
     assert _wait_end(qtbot, panel) == ["cancelled"]
-    run = panel.run_dir
+    run = panel.control.run_dir
     assert (run / "checkpoints" / "last.json").is_file() and not (run / "model.safetensors").exists()
-    assert panel.resume_button.isEnabled()
+    assert panel.control.resume_button.isEnabled()
     panel.resume()
     assert _wait_end(qtbot, panel) == ["finished"]
-    assert panel.run_dir == run and (run / "model.safetensors").is_file()
+    assert panel.control.run_dir == run and (run / "model.safetensors").is_file()
     assert panel.last_result.epochs_done == 2
 
 

@@ -119,18 +119,31 @@ def test_closing_during_a_run_asks_then_leaves_a_resumable_checkpoint(
     configure_tiny_run(train, epochs=50)
     train.start()
     batches = []
-    train.worker.event.connect(lambda ev: batches.append(ev) if isinstance(ev, BatchEnd) else None)
+    train.control.worker.event.connect(lambda ev: batches.append(ev) if isinstance(ev, BatchEnd) else None)
     qtbot.waitUntil(lambda: len(batches) >= 1, timeout=60000)
     asked = []
     monkeypatch.setattr(w, "confirm_quit", lambda busy: asked.append(busy) or False)
     assert not w.close()  # "No": the window stays, training goes on
     assert asked == [["train"]] and w.isVisible() and train.is_busy()
     monkeypatch.setattr(w, "confirm_quit", lambda busy: asked.append(busy) or True)
-    assert w.close()
+    monkeypatch.setattr("lesson7_studio.gui.main_window.quit_if_no_window_left", lambda: None)
+    with qtbot.waitSignal(w.closed, timeout=120000):
+        assert not w.close()  # "Yes": hidden at once, closed once training has stopped
+        assert w.isHidden() and train.is_busy()
     assert len(asked) == 2 and not train.is_busy()
-    run_dir = Path(train.run_dir)
+    run_dir = Path(train.control.run_dir)
     assert any((run_dir / "checkpoints").iterdir()), "no checkpoint written on quit"
     assert not (run_dir / "model.safetensors").exists()
     from lesson7_studio.core.project import Project
 
     assert [r.status for r in Project(run_dir.parents[1]).list_runs()] == ["resumable"]
+
+
+def test_device_text_comes_from_core(monkeypatch, gui_project, gui_settings, qapp):
+    from lesson7_studio.gui.about import device_text
+    from lesson7_studio.gui.context import AppContext
+
+    monkeypatch.setattr("lesson7_studio.core.system.device_name", lambda d: "Tesla T4" if d == "cuda" else "")
+    assert device_text(AppContext(gui_project, gui_settings)) == "Device: \u2026"  # not detected yet
+    assert device_text(AppContext(gui_project, gui_settings, device="cuda")) == "Device: CUDA (Tesla T4)"
+    assert device_text(AppContext(gui_project, gui_settings, device="mps")) == "Device: MPS"

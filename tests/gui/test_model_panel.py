@@ -31,7 +31,7 @@ def _names(panel) -> list[str]:
 
 
 def _wait_stats(qtbot, panel, name):
-    qtbot.waitUntil(lambda: panel.last_stats is not None and panel.last_stats["info"].name == name
+    qtbot.waitUntil(lambda: panel.last_stats is not None and panel.last_stats.name == name
                     and not panel._debounce.isActive() and not panel._stats_worker.is_running(), timeout=30000)
 
 
@@ -51,15 +51,15 @@ def test_options_are_widgets_and_the_numbers_follow_them(qtbot, panel):
     assert form.field("nf").widget.minimum() == 8  # Option.minimum
     _wait_stats(qtbot, panel, "unet-lite")
     expected = models.describe("unet-lite").params
-    assert panel.last_stats["params"] == expected
+    assert panel.last_stats.params == expected
     assert f"{expected:,}" in panel.params_label.text()
-    assert "MB" in panel.memory_label.text() and panel.last_stats["act_bytes"] > 0
-    act_256 = panel.last_stats["act_bytes"]
+    assert "MB" in panel.memory_label.text() and panel.last_stats.act_bytes > 0
+    act_256 = panel.last_stats.act_bytes
     form.field("nf").widget.setValue(16)
     panel.size_spin.setValue(128)
-    qtbot.waitUntil(lambda: panel.last_stats["params"] == models.describe("unet-lite", nf=16).params
+    qtbot.waitUntil(lambda: panel.last_stats.params == models.describe("unet-lite", nf=16).params
                     and not panel._stats_worker.is_running(), timeout=30000)
-    assert panel.last_stats["act_bytes"] < act_256
+    assert panel.last_stats.act_bytes < act_256
     panel.reset_options()
     assert form.values()["nf"] == 48
 

@@ -108,7 +108,7 @@ def test_cancel_stops_and_leaves_no_partial_file(qtbot, rst_ctx, tiny_model, tmp
         time.sleep(0.15)
         return real(*a, **k)
 
-    monkeypatch.setattr(restore, "restore_image", slow)
+    monkeypatch.setattr(restore.folder, "restore_image", slow)
     src = tmp_path / "many"
     files = _images(src, 20)
     dst = tmp_path / "out"
@@ -132,7 +132,7 @@ def test_cancel_stops_and_leaves_no_partial_file(qtbot, rst_ctx, tiny_model, tmp
     assert p.start_button.isEnabled()
 
     # resume: skip existing restores the rest
-    monkeypatch.setattr(restore, "restore_image", real)
+    monkeypatch.setattr(restore.folder, "restore_image", real)
     p.skip_check.setChecked(True)
     p.start()
     qtbot.waitUntil(lambda: not p.is_busy(), timeout=60000)
@@ -167,10 +167,13 @@ def test_file_list_is_lazy_for_thousands_of_files(qtbot):
 
     m = FileListModel()
     paths = [Path(f"/x/{i:05d}.png") for i in range(5 * FETCH_CHUNK + 7)]
-    t0 = time.perf_counter()
-    m.add(paths)
-    assert time.perf_counter() - t0 < 1.0
+    inserted = []
+    m.rowsInserted.connect(lambda _parent, first, last: inserted.append((first, last)))
+    m.add(paths)  # its speed is measured by benchmarks/bench_gui_lists.py
+    assert inserted == [(0, FETCH_CHUNK - 1)]  # one batch of shown rows, not a signal per file
     assert m.total() == len(paths) and m.rowCount() == FETCH_CHUNK
+    m.add(paths[:10])  # already listed: no duplicates, nothing inserted
+    assert m.total() == len(paths) and len(inserted) == 1
     assert m.canFetchMore()
     while m.canFetchMore():
         m.fetchMore()
@@ -202,7 +205,7 @@ def test_best_quality_runs_the_ensemble_and_is_remembered(qtbot, rst_ctx, tiny_m
 
     seen = []
     real = restore.restore_image
-    monkeypatch.setattr(restore, "restore_image", lambda *a, **k: seen.append(k.get("ensemble")) or real(*a, **k))
+    monkeypatch.setattr(restore.folder, "restore_image", lambda *a, **k: seen.append(k.get("ensemble")) or real(*a, **k))
     src = tmp_path / "photos"
     _images(src, 2)
     p = _panel(qtbot, rst_ctx, tiny_model)

@@ -27,7 +27,8 @@ def test_tiles_in_the_status_and_frames_in_the_summary(qtbot, ctx, tmp_path):
 
     from lesson7_studio.core import checkpoint, models
     from lesson7_studio.core.events import Progress
-    from lesson7_studio.gui.panels.restore import RestorePanel, batch_job
+    from lesson7_studio.core.restore import restore_inputs
+    from lesson7_studio.gui.panels.restore import RestorePanel
 
     torch.manual_seed(0)
     opts = dict(nf=8, blocks=1, scale=2, self_attention=False)
@@ -36,7 +37,7 @@ def test_tiles_in_the_status_and_frames_in_the_summary(qtbot, ctx, tmp_path):
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
     Image.new("RGB", (40, 32), (9, 9, 9)).save(tmp_path / "still.png")
     events = []
-    summary = batch_job(model, [tmp_path / "anim.gif", tmp_path / "still.png"], tmp_path / "out", tile=16,
+    summary = restore_inputs(model, [tmp_path / "anim.gif", tmp_path / "still.png"], tmp_path / "out", tile=16,
                         device="cpu", on_event=events.append)
     assert summary.done == 2 and summary.first_frame_only == [(tmp_path / "anim.gif", 3)]
     tiles = [e for e in events if isinstance(e, Progress) and e.stage == "tiles"]

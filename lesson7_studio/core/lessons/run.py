@@ -30,6 +30,7 @@ from ..errors import Cancelled, CheckpointError, TrainingError
 from ..events import CancelToken, EventCallback, Finished, Log, StageStart, emit
 from ..train.callbacks import BudgetCallback, CheckpointCallback, Recorder
 from ..train.learner import Callback, Learner
+from ..train.resume import as_config, saved_config
 from ..train.run import RunFolder, atomic_bytes, atomic_torch_save, rng_state, seed_everything, set_rng_state
 from .recipes import RESUME_CHANGEABLE, LessonConfig, apply_overrides
 
@@ -317,12 +318,7 @@ def train_lesson(config: LessonConfig | dict | str | Path, *, on_event: Optional
     Raises TrainingError / DatasetError before anything is written when the run cannot start,
     and Cancelled after writing a resumable checkpoint when ``cancel`` is set.
     """
-    if isinstance(config, (str, Path)):
-        config = LessonConfig.load(config)
-    elif isinstance(config, dict):
-        config = LessonConfig.from_dict(config)
-    if not config.out:
-        raise TrainingError("No run folder given: pass --out RUN.")
+    config = as_config(config, LessonConfig)
     before = torch.get_num_threads()
     # One intra-op thread by default: on a 2-core CPU under load, two made an epoch of the GRU
     # 8-15x slower (22.6 s against 1.5 s): with ops this small the threads mostly wait.
@@ -335,14 +331,4 @@ def train_lesson(config: LessonConfig | dict | str | Path, *, on_event: Optional
 
 def resume_lesson_config(out: str | Path, **overrides: Any) -> LessonConfig:
     """The saved config of lesson run ``out`` with the settings a resume may change."""
-    path = Path(out) / "config.json"
-    if not path.exists():
-        raise TrainingError(f"Nothing to resume in {out}: no config.json.", hint="Start the run without --resume.")
-    cfg = LessonConfig.load(path)
-    bad = sorted(k for k, v in overrides.items() if v is not None and k not in RESUME_CHANGEABLE)
-    if bad:
-        raise TrainingError(f"A resumed run keeps its settings; cannot change {', '.join(bad)} on resume.",
-                            hint=f"Changeable on resume: {', '.join(RESUME_CHANGEABLE)}.")
-    cfg = apply_overrides(cfg, **overrides)
-    cfg.out = str(out)
-    return cfg
+    return saved_config(out, LessonConfig.load, RESUME_CHANGEABLE, apply_overrides, overrides)

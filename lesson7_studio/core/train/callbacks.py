@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from ..images import atomic_write
 from ..events import BatchEnd, CheckpointSaved, EpochEnd, Log, SampleImages
-from ..losses import psnr as _psnr
-from ..losses import ssim as _ssim
+from .. import metrics as _metrics
+from ..runs import GRID_BG, GRID_PAD, PAIR_COLUMNS, grid_layout, write_grid_layout
 from . import distributed as dist_
 from .learner import Callback, CancelFitException
 
@@ -57,7 +57,8 @@ class Recorder(Callback):
     """Smoothed train loss, validation loss / PSNR / SSIM / loss components; BatchEnd & EpochEnd.
 
     ``image_metrics`` computes PSNR and SSIM on the clamped predictions when they have the
-    target's shape. ``on_row(row)`` receives the per-epoch row for metrics.csv (rank 0 only).
+    target's shape, with :mod:`..metrics` in the evaluation convention (Y channel, a border of
+    the scale cropped: the numbers ``lesson7-studio eval`` reports). ``on_row(row)`` receives the per-epoch row for metrics.csv (rank 0 only).
     Other callbacks can add numbers to the epoch row through an ``epoch_metrics()`` method.
     """
 
@@ -109,8 +110,10 @@ class Recorder(Callback):
         if (self.image_metrics and isinstance(pred, torch.Tensor) and isinstance(yb, torch.Tensor)
                 and pred.shape == yb.shape and pred.ndim == 4):
             p = pred.float().clamp(0, 1)
-            vals["psnr"] = _psnr(p, yb.float()) * n
-            vals["ssim"] = _ssim(p, yb.float()) * n
+            xb = learn.xb  # the evaluation convention: Y channel, the scale's border cropped
+            scale = round(yb.shape[-1] / xb.shape[-1]) if isinstance(xb, torch.Tensor) and xb.ndim == 4 else 1
+            for k, v in _metrics.batch_sums(p, yb.float(), scale).items():
+                vals[k] = torch.tensor(v, device=p.device)
         for name, fn in self.metrics.items():
             vals[name] = fn(pred, yb).float() * n
         for k, v in vals.items():
@@ -214,17 +217,26 @@ def to_uint8(img: torch.Tensor) -> np.ndarray:
     return a.permute(1, 2, 0).cpu().numpy()
 
 
-def grid_image(rows: Sequence[Sequence[np.ndarray]], pad: int = 4, bg: int = 32) -> np.ndarray:
-    """Rows of HxWx3 uint8 images -> one uint8 grid (cells padded to the largest image)."""
-    h = max(im.shape[0] for r in rows for im in r)
-    w = max(im.shape[1] for r in rows for im in r)
-    ncol = max(len(r) for r in rows)
-    out = np.full((pad + len(rows) * (h + pad), pad + ncol * (w + pad), 3), bg, np.uint8)
-    for i, r in enumerate(rows):
-        for j, im in enumerate(r):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            out[y : y + im.shape[0], x : x + im.shape[1]] = im
+def grid_image(rows: Sequence[Sequence[np.ndarray]], pad: int = GRID_PAD, bg: int = GRID_BG) -> np.ndarray:
+    """Rows of HxWx3 uint8 images -> one uint8 grid (cells padded to the largest image), laid
+    out as :func:`~lesson7_studio.core.runs.grid_layout` describes it."""
+    layout = grid_layout([[im.shape[:2] for im in r] for r in rows], pad)
+    out = np.full((layout.height, layout.width, 3), bg, np.uint8)
+    for r, boxes in zip(rows, layout.boxes):
+        for im, (x, y, w, h) in zip(r, boxes):
+            out[y : y + h, x : x + w] = im
     return out
+
+
+def save_grid(rows: Sequence[Sequence[np.ndarray]], path: Path, *, pad: int = GRID_PAD,
+              columns: Sequence[str] = PAIR_COLUMNS, kind: str = "pairs", caption: str | None = None) -> Path:
+    """Write the sample grid of ``rows`` as PNG and its layout (cell boxes, column names, caption)
+    as JSON beside it, both atomically; readers use :func:`lesson7_studio.core.runs.sample_cells`."""
+    layout = grid_layout([[im.shape[:2] for im in r] for r in rows], pad, columns=columns, kind=kind,
+                         caption=" | ".join(columns) if caption is None else caption)
+    path = save_png(grid_image(rows, pad), path)
+    write_grid_layout(path, layout)
+    return path
 
 
 def save_png(arr: np.ndarray, path: Path) -> Path:
@@ -278,7 +290,7 @@ class PreviewCallback(Callback):
             scores = [o.float().sigmoid().cpu().numpy() for o in out]
         path = None
         if self.folder is not None:
-            path = save_png(grid_image(rows), self.folder / f"{learn.stage}_epoch{learn.epoch:03d}.png")
+            path = save_grid(rows, self.folder / f"{learn.stage}_epoch{learn.epoch:03d}.png")
         learn.emit(SampleImages(stage=learn.stage, epoch=learn.epoch, rows=rows, path=path, critic_scores=scores))
 
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..events import SampleImages
 from ..losses import AdaptiveLoss, wasserstein_critic_loss, wasserstein_gen_loss
-from .callbacks import SmoothLoss, grid_image, save_png, to_uint8
+from .callbacks import SmoothLoss, grid_image, save_grid, to_uint8
 from .learner import Callback, Learner, make_optimizer
 
 
@@ -367,7 +367,8 @@ class NoiseGrid(Callback):
         grid = grid_image(rows_img, pad=2)
         path = None
         if self.folder is not None:
-            path = save_png(grid, Path(self.folder) / f"{learn.stage}_epoch{learn.epoch:03d}.png")
+            path = save_grid(rows_img, Path(self.folder) / f"{learn.stage}_epoch{learn.epoch:03d}.png", pad=2,
+                             columns=(), kind="noise", caption="generator on fixed noise")
         learn.emit(SampleImages(stage=learn.stage, epoch=learn.epoch, rows=[(None, grid, None)], path=path))
 
 

@@ -22,228 +22,23 @@ then re-raised.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch
 from torch import nn
 
+from ..devices import resolve_device
 from ..errors import Cancelled, TrainingError
 from ..events import CancelToken, Event, EventCallback, emit
+from .hooks import (  # noqa: F401  (the loop's protocol, importable from here as before)
+    EVENTS, Callback, CancelBatchException, CancelEpochException, CancelFitException, CancelTrainException,
+    CancelValidException,
+)
+from .params import (  # noqa: F401
+    NORM_TYPES, layer_groups_of, make_optimizer, norm_bias_params, norm_params, unclamped, unwrap,
+)
+from .precision import Precision, cpu_supports_bf16, resolve_precision  # noqa: F401
 from .schedule import Constant, OneCycle, group_lrs
-from ..devices import resolve_device
-
-NORM_TYPES = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-    nn.InstanceNorm3d,
-    nn.LayerNorm,
-    nn.GroupNorm,
-)
-
-
-class CancelBatchException(Exception):
-    """Skip the rest of this batch."""
-
-
-class CancelTrainException(Exception):
-    """Skip the rest of this epoch's training phase."""
-
-
-class CancelValidException(Exception):
-    """Skip this epoch's validation."""
-
-
-class CancelEpochException(Exception):
-    """Skip the rest of this epoch."""
-
-
-class CancelFitException(Exception):
-    """End the fit now (early stop, budget). ``reason`` says why."""
-
-    def __init__(self, reason: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-# ---------------------------------------------------------------------------------------------
-# device and precision
-
-
-def cpu_supports_bf16() -> bool:
-    """True when this CPU has native bf16 math (AVX512-BF16 or AMX)."""
-    cpu = getattr(torch, "cpu", None)
-    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        fn = getattr(cpu, probe, None)
-        try:
-            if fn is not None and fn():
-                return True
-        except Exception:  # pragma: no cover - probe missing on exotic builds
-            pass
-    return False
-
-
-def resolve_precision(device: torch.device, precision: str = "auto") -> str:
-    """``auto`` -> bf16 on CPUs with native bf16 and on bf16 GPUs, fp16 on older GPUs, else fp32."""
-    precision = (precision or "auto").lower()
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise TrainingError(f"Unknown precision '{precision}'. Use auto, fp32, bf16 or fp16.")
-    if precision != "auto":
-        if precision == "fp16" and device.type == "cpu":
-            raise TrainingError("fp16 training is for GPUs; on a CPU use bf16 or fp32.")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if device.type == "cpu":
-        return "bf16" if cpu_supports_bf16() else "fp32"
-    return "fp32"
-
-
-class Precision:
-    """Autocast context and (for fp16) a grad scaler; a no-op context for fp32."""
-
-    def __init__(self, device: torch.device, mode: str) -> None:
-        self.device = device
-        self.mode = mode
-        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mode)
-        self.scaler = None
-        if mode == "fp16":
-            self.scaler = torch.amp.GradScaler(device.type)
-
-    def autocast(self):
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-
-# ---------------------------------------------------------------------------------------------
-# parameters, groups and the optimizer
-
-
-def norm_bias_params(model: nn.Module) -> set[int]:
-    """ids of normalisation-layer parameters and of biases (fastai: no weight decay on them)."""
-    out: set[int] = set()
-    for m in model.modules():
-        if isinstance(m, NORM_TYPES):
-            out.update(id(p) for p in m.parameters(recurse=False))
-        b = getattr(m, "bias", None)
-        if isinstance(b, nn.Parameter):
-            out.add(id(b))
-    return out
-
-
-def norm_params(model: nn.Module) -> list[nn.Parameter]:
-    return [p for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters(recurse=False)]
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside DDP / Restorer wrappers that exposes ``layer_groups``."""
-    m = getattr(model, "module", model)  # DDP
-    return m
-
-
-@contextlib.contextmanager
-def _unclamped(model: nn.Module):
-    """A Restorer's eval-mode clamp off: validation scores the output training optimizes."""
-    clamps = getattr(model, "clamp_eval", None)
-    if clamps:
-        model.clamp_eval = False
-    try:
-        yield
-    finally:
-        if clamps:
-            model.clamp_eval = True
-
-
-def layer_groups_of(model: nn.Module) -> list[list[nn.Parameter]]:
-    """Parameter groups for discriminative learning rates: ``net.layer_groups()`` when present.
-
-    Parameters the groups miss go to the last group, so nothing is left out of the optimizer.
-    """
-    m = unwrap(model)
-    net = getattr(m, "net", m)
-    groups: list[list[nn.Parameter]]
-    if hasattr(net, "layer_groups"):
-        groups = [list(g) for g in net.layer_groups()]
-        groups = [g for g in groups if g]
-    else:
-        groups = [list(m.parameters())]
-    seen = {id(p) for g in groups for p in g}
-    rest = [p for p in m.parameters() if id(p) not in seen]
-    if rest:
-        groups[-1] = groups[-1] + rest
-    return groups
-
-
-def make_optimizer(
-    groups: Sequence[Sequence[nn.Parameter]],
-    model: nn.Module,
-    *,
-    lr: float = 1e-3,
-    wd: float = 1e-2,
-    wd_bn_bias: bool = False,
-    betas: tuple[float, float] = (0.9, 0.99),
-    eps: float = 1e-5,
-    device: torch.device | None = None,
-) -> torch.optim.Optimizer:
-    """AdamW (decoupled "true" weight decay) with fastai's defaults.
-
-    Two torch param groups per layer group: with and without weight decay (norm layers and
-    biases get none unless ``wd_bn_bias``). Each group dict carries ``layer_group`` so that
-    schedules can give every layer group its own learning rate.
-    """
-    no_wd = set() if wd_bn_bias else norm_bias_params(model)
-    pgs = []
-    for i, g in enumerate(groups):
-        decay = [p for p in g if id(p) not in no_wd]
-        nodecay = [p for p in g if id(p) in no_wd]
-        if decay:
-            pgs.append({"params": decay, "weight_decay": wd, "layer_group": i, "lr": lr})
-        if nodecay:
-            pgs.append({"params": nodecay, "weight_decay": 0.0, "layer_group": i, "lr": lr})
-    kw: dict[str, Any] = {}
-    if device is not None and device.type in ("cpu", "cuda"):
-        kw["fused"] = True
-    else:
-        kw["foreach"] = True
-    try:
-        return torch.optim.AdamW(pgs, lr=lr, betas=betas, eps=eps, **kw)
-    except (RuntimeError, TypeError):  # fused kernels unavailable for this build/dtype
-        return torch.optim.AdamW(pgs, lr=lr, betas=betas, eps=eps, foreach=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# callbacks
-
-
-class Callback:
-    """Base class: override any event method; ``order`` sorts callbacks (lower runs first)."""
-
-    order: int = 0
-    learn: "Learner"
-
-    def state_dict(self) -> dict:
-        """Resumable state (tensors / primitives only)."""
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-
-EVENTS = (
-    "before_fit", "before_epoch", "before_train", "before_batch", "after_pred", "after_loss",
-    "before_backward", "after_backward", "before_step", "after_step", "after_batch",
-    "after_cancel_batch", "after_train", "after_cancel_train", "before_validate",
-    "after_validate", "after_cancel_validate", "after_epoch", "after_cancel_epoch",
-    "after_fit", "after_cancel_fit", "after_interrupt",
-)
 
 
 class Learner:
@@ -307,7 +102,10 @@ class Learner:
         self.cbs: list[Callback] = []
         for cb in callbacks:
             self.add_cb(cb)
-        # loop state
+        self._reset_loop_state()
+
+    def _reset_loop_state(self) -> None:
+        """Epoch, batch and step counters; the current batch, prediction and loss."""
         self.epoch = 0
         self.n_epoch = 0
         self.iter = 0
@@ -532,7 +330,7 @@ class Learner:
     def _do_epoch_validate(self) -> None:
         if self.valid_dl is None:
             raise CancelValidException()
-        with torch.no_grad(), _unclamped(unwrap(self.model)):
+        with torch.no_grad(), unclamped(unwrap(self.model)):
             self.n_iter = len(self.valid_dl)  # type: ignore[arg-type]
             for i, b in enumerate(self.valid_dl):
                 if self.cancel is not None:

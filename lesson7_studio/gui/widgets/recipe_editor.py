@@ -95,7 +95,7 @@ def step_specs(step: crappify.Step) -> list[FieldSpec]:
         if key in HELP:
             s.help = HELP[key]
         if (step.kind, s.name) == ("resize", "resample"):
-            s.choices = tuple(sorted(crappify._RESAMPLE))
+            s.choices = crappify.RESAMPLE_NAMES
     return specs
 
 

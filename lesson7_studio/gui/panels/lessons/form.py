@@ -21,6 +21,7 @@ from lesson7_studio.core import lessons, models
 from lesson7_studio.core.errors import TrainingError
 
 from ...widgets.common import button, human_count, label
+from ...widgets.run_control import device_choices
 
 DATA_CHOICES = {
     "resnet-mnist": [("MNIST (downloaded once)", "mnist"), ("scikit-learn digits, 28 px", "digits"),
@@ -62,7 +63,7 @@ class LessonForm(QWidget):
             c.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             c.setMinimumContentsLength(12)
         self.device_combo = QComboBox()
-        for d in ("auto", "cpu") + (("cuda",) if device == "cuda" else ()) + (("mps",) if device == "mps" else ()):
+        for d in device_choices(device):
             self.device_combo.addItem(d, d)
         sf.addRow("Lesson", self.lesson_combo)
         sf.addRow(self.lesson_desc)

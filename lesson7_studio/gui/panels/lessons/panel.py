@@ -22,8 +22,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTabWidget,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -34,8 +32,10 @@ from lesson7_studio.core.events import BatchEnd, CheckpointSaved, EpochEnd, Log,
 
 from ...context import AppContext
 from ...errors import show_error
-from ...widgets.common import button, header, label, panel_layout
+from ...widgets.common import header, label, panel_layout
 from ...widgets.curves import TrainingCurves
+from ...widgets.run_control import RunControl
+from ...widgets.runs_list import RunsList
 from .explore import ClassifierView, NumbersView
 from .form import LessonForm
 
@@ -61,11 +61,7 @@ class LessonsPanel(QWidget):
     def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
-        self.worker = None
-        self.run_dir: Path | None = None
-        self.resumable_dir: Path | None = None
         self.last_result = None
-        self._t_start = 0.0
         self._last_status = 0.0
         lay = panel_layout(self)
         lay.addWidget(header("Lessons", "The rest of lesson 7: ResNets and DenseNets on handwritten digits, and six "
@@ -80,76 +76,13 @@ class LessonsPanel(QWidget):
         left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         left_scroll.setMinimumWidth(max(LEFT_WIDTH, left.minimumSizeHint().width() + 8))
 
-        self.start_button = button("Start", "primary", "Train the chosen model into the project's lessons/ folder")
-        self.pause_button = button("Pause", tooltip="Pause after the current batch")
-        self.resume_button = button("Resume", tooltip="Continue a paused run, or the last stopped run from its checkpoint")
-        self.cancel_button = button("Cancel", "danger", "Stop after the current batch; a checkpoint is kept")
-        self.start_button.clicked.connect(self.start)
-        self.pause_button.clicked.connect(self.pause)
-        self.resume_button.clicked.connect(self.resume)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.status_label = label("Ready.")
-        self.status_label.setObjectName("lessonStatus")
-        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.progress = QProgressBar()
-        self.progress.setFormat("%v / %m")
-        self.progress.setMaximumWidth(200)
-        self.progress.setVisible(False)
-        top = QHBoxLayout()
-        for b in (self.start_button, self.pause_button, self.resume_button, self.cancel_button):
-            top.addWidget(b)
-        top.addSpacing(8)
-        top.addWidget(self.status_label, 1)
-        top.addWidget(self.progress)
-
-        self.curves = TrainingCurves()
-        # lesson runs have no loss components: that plot shows the validation accuracy
-        self.curves.plots["components"].setTitle("Validation accuracy")
-        self.curves.plots["components"].setLabel("left", "accuracy")
-        self.curves.plots["components"].getAxis("left").enableAutoSIPrefix(False)  # 0.81, not 810 x0.001
-        self.classifier_view = ClassifierView()
-        self.numbers_view = NumbersView()
-        self.numbers_view.train_requested.connect(self.form.choose_model)
-        self.explore = QStackedWidget()
-        self.explore.addWidget(self.classifier_view)
-        self.explore.addWidget(self.numbers_view)
-        self.runs = QTreeWidget()
-        self.runs.setObjectName("lessonRuns")
-        self.runs.setHeaderLabels(["Run", "Model", "Accuracy", "Epochs", "Status"])
-        self.runs.setRootIsDecorated(False)
-        self.runs.setAlternatingRowColors(True)
-        self.runs.itemDoubleClicked.connect(lambda *_: self.explore_selected())
-        self.runs.itemSelectionChanged.connect(self._update_buttons)
-        self.explore_button = button("Explore", "primary", "Open this run in the Explore tab")
-        self.explore_button.clicked.connect(self.explore_selected)
-        self.resume_run_button = button("Resume run", tooltip="Continue a cancelled or stopped run from its last checkpoint")
-        self.resume_run_button.clicked.connect(lambda: self.resume_run(self.selected_run()))
-        self.folder_button = button("Show folder")
-        self.folder_button.clicked.connect(self._show_folder)
-        runs_tab = QWidget()
-        rt = QVBoxLayout(runs_tab)
-        rt.setContentsMargins(4, 4, 4, 4)
-        rt.addWidget(self.runs, 1)
-        rrow = QHBoxLayout()
-        rrow.addWidget(self.explore_button)
-        rrow.addWidget(self.resume_run_button)
-        rrow.addStretch(1)
-        rrow.addWidget(self.folder_button)
-        rt.addLayout(rrow)
-        self.log = QPlainTextEdit()
-        self.log.setReadOnly(True)
-        self.log.setMaximumBlockCount(5000)
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self.curves, "Curves")
-        self.tabs.addTab(self.explore, "Explore")
-        self.tabs.addTab(runs_tab, "Runs")
-        self.tabs.addTab(self.log, "Log")
-
+        self.control = RunControl(ctx, start_tip="Train the chosen model into the project's lessons/ folder")
+        self._connect_control()
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(6, 0, 0, 0)
-        rl.addLayout(top)
-        rl.addWidget(self.tabs, 1)
+        rl.addLayout(self._build_top())
+        rl.addWidget(self._build_tabs(), 1)
         split = QSplitter()
         split.addWidget(left_scroll)
         split.addWidget(right)
@@ -163,6 +96,59 @@ class LessonsPanel(QWidget):
         self.form.set_lesson(lesson)
         self.refresh_runs()
         self._update_buttons()
+
+    def _build_top(self) -> QHBoxLayout:
+        """The run buttons, the status line and the bar."""
+        self.status_label = label("Ready.")
+        self.status_label.setObjectName("lessonStatus")
+        self.status_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m")
+        self.progress.setMaximumWidth(200)
+        self.progress.setVisible(False)
+        top = QHBoxLayout()
+        top.addWidget(self.control)
+        top.addSpacing(8)
+        top.addWidget(self.status_label, 1)
+        top.addWidget(self.progress)
+        return top
+
+    def _build_tabs(self) -> QTabWidget:
+        """Curves, Explore, Runs and Log."""
+        self.curves = TrainingCurves()
+        # lesson runs have no loss components: that plot shows the validation accuracy
+        self.curves.plots["components"].setTitle("Validation accuracy")
+        self.curves.plots["components"].setLabel("left", "accuracy")
+        self.curves.plots["components"].getAxis("left").enableAutoSIPrefix(False)  # 0.81, not 810 x0.001
+        self.classifier_view = ClassifierView()
+        self.numbers_view = NumbersView()
+        self.numbers_view.train_requested.connect(self.form.choose_model)
+        self.explore = QStackedWidget()
+        self.explore.addWidget(self.classifier_view)
+        self.explore.addWidget(self.numbers_view)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.curves, "Curves")
+        self.tabs.addTab(self.explore, "Explore")
+        self.tabs.addTab(self._build_runs_tab(), "Runs")
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(5000)
+        self.tabs.addTab(self.log, "Log")
+        return self.tabs
+
+    def _build_runs_tab(self) -> QWidget:
+        tab = RunsList(["Run", "Model", "Accuracy", "Epochs", "Status"], object_name="lessonRuns",
+                       open_text="Explore", open_role="primary", open_tip="Open this run in the Explore tab",
+                       resume_tip="Continue a cancelled or stopped run from its last checkpoint")
+        self.runs_list, self.runs = tab, tab.runs
+        self.explore_button, self.resume_run_button, self.folder_button = (
+            tab.open_button, tab.resume_run_button, tab.folder_button)
+        self.runs.itemDoubleClicked.connect(lambda *_: self.explore_selected())
+        self.runs.itemSelectionChanged.connect(self._update_buttons)
+        self.explore_button.clicked.connect(self.explore_selected)
+        self.resume_run_button.clicked.connect(lambda: self.resume_run(self.selected_run()))
+        self.folder_button.clicked.connect(self._show_folder)
+        return tab
 
     # ------------------------------------------------------------------ form
     @property
@@ -195,61 +181,48 @@ class LessonsPanel(QWidget):
         self.ctx.settings.set_value("lessons/lesson", cfg.lesson)
         self.curves.clear()
         self.log.appendPlainText(f"— Starting {cfg.lesson} ({cfg.arch}) in {cfg.out}")
-        self._launch(cfg, resume=False)
+        self.control.launch(run_lesson, cfg, resume=False)
 
-    def _launch(self, cfg, *, resume: bool) -> None:
-        self.run_dir = Path(cfg.out)
-        self.resumable_dir = None
-        self._t_start = time.perf_counter()
-        w = self.ctx.start_worker(run_lesson, cfg, resume=resume)
-        self.worker = w
-        w.event.connect(self._on_event)
-        w.finished.connect(self._on_finished)
-        w.failed.connect(self._on_failed)
-        w.cancelled.connect(self._on_cancelled)
-        w.done.connect(self._on_done)
+    def _connect_control(self) -> None:
+        c = self.control
+        c.start_requested.connect(self.start)
+        c.resume_requested.connect(self.resume_run)
+        c.started.connect(self._on_started)
+        c.job_event.connect(self._on_event)
+        c.finished.connect(self._on_finished)
+        c.failed.connect(self._on_failed)
+        c.cancelled.connect(self._on_cancelled)
+        c.done.connect(self._on_done)
+        c.paused_changed.connect(lambda paused: self.status_label.setText(
+            "Paused after the current batch. Resume to go on." if paused else "Resumed."))
+        c.cancelling.connect(lambda: self.status_label.setText("Stopping after the current batch; a checkpoint is kept…"))
+        c.state_changed.connect(self._update_buttons)
+
+    def _on_started(self, run_dir: Path) -> None:
         self.status_label.setText("Starting… (loading the data and building the model)")
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.tabs.setCurrentWidget(self.curves)
-        self._update_buttons()
-        self.run_started.emit(self.run_dir)
+        self.run_started.emit(run_dir)
 
     def pause(self) -> None:
-        if self.worker is not None and self.worker.is_running() and not self.worker.is_paused():
-            self.worker.pause()
-            self.status_label.setText("Paused after the current batch. Resume to go on.")
-            self._update_buttons()
+        self.control.pause()
 
     def resume(self) -> None:
-        if self.worker is not None and self.worker.is_running():
-            if self.worker.is_paused():
-                self.worker.resume()
-                self.status_label.setText("Resumed.")
-                self._update_buttons()
-            return
-        if self.resumable_dir is not None:
-            self.resume_run(self.resumable_dir)
+        self.control.resume()
 
     def resume_run(self, path: Path | None) -> None:
-        if path is None or self.is_busy():
-            return
-        try:
-            cfg = lessons.resume_lesson_config(path, device=self.form.device_combo.currentData())
-        except Exception as exc:  # noqa: BLE001
-            show_error(self, exc, context="This run cannot be resumed")
-            return
+        device = self.form.device_combo.currentData()
+        self.control.relaunch(run_lesson, lambda p: lessons.resume_lesson_config(p, device=device), path,
+                              before=self._show_resumed)
+
+    def _show_resumed(self, path: Path) -> None:
         self.curves.clear()
-        if (Path(path) / "metrics.csv").is_file():
-            self.curves.load_metrics_csv(Path(path) / "metrics.csv")
+        self.curves.load_metrics(path)
         self.log.appendPlainText(f"— Resuming {path}")
-        self._launch(cfg, resume=True)
 
     def cancel(self) -> None:
-        if self.worker is not None and self.worker.is_running():
-            self.worker.cancel()
-            self.status_label.setText("Stopping after the current batch; a checkpoint is kept…")
-        self._update_buttons()
+        self.control.cancel()
 
     # ------------------------------------------------------------------ events
     def _on_event(self, ev) -> None:
@@ -273,7 +246,7 @@ class LessonsPanel(QWidget):
             if now - self._last_status >= STATUS_EVERY_S:
                 self._last_status = now
                 self.status_label.setText(f"{ev.stage} · epoch {ev.epoch + 1} · batch {ev.iteration + 1}/{ev.n_iter}"
-                                          f" · loss {ev.smooth_loss:.4g} · {self._elapsed()}")
+                                          f" · loss {ev.smooth_loss:.4g} · {self.control.elapsed()}")
         elif isinstance(ev, Progress):
             self.progress.setRange(0, max(ev.total, 1))
             self.progress.setValue(ev.done)
@@ -281,23 +254,18 @@ class LessonsPanel(QWidget):
         elif isinstance(ev, (Log, CheckpointSaved)):
             self.log.appendPlainText(ev.message if isinstance(ev, Log) else f"checkpoint ({ev.reason}): {ev.path}")
 
-    def _elapsed(self) -> str:
-        s = int(time.perf_counter() - self._t_start)
-        return f"{s // 60}:{s % 60:02d}"
-
     def _on_finished(self, result) -> None:
         self.last_result = result
         self.curves.flush()
         acc = result.metrics.get("accuracy")
         if result.stopped:
-            self.resumable_dir = self.run_dir
-            self.status_label.setText(f"Stopped ({result.stopped}) after {self._elapsed()}; Resume continues it.")
+            self.status_label.setText(f"Stopped ({result.stopped}) after {self.control.elapsed()}; Resume continues it.")
         else:
-            self.status_label.setText(f"Finished in {self._elapsed()}" + (f" · accuracy {acc:.4f}" if acc is not None else "")
+            self.status_label.setText(f"Finished in {self.control.elapsed()}" + (f" · accuracy {acc:.4f}" if acc is not None else "")
                                       + " · see the Explore tab")
         self.refresh_runs()
         try:
-            self.open_run(self.run_dir, switch=False)
+            self.open_run(self.control.run_dir, switch=False)
         except Exception as exc:  # noqa: BLE001
             show_error(self, exc, context="The trained model cannot be explored")
         self.run_ended.emit("finished")
@@ -310,7 +278,6 @@ class LessonsPanel(QWidget):
         show_error(self, exc, context="Training failed")
 
     def _on_cancelled(self) -> None:
-        self.resumable_dir = self.run_dir
         self.status_label.setText("Cancelled. A checkpoint was kept: Resume continues the run.")
         self.refresh_runs()
         self.run_ended.emit("cancelled")
@@ -321,24 +288,16 @@ class LessonsPanel(QWidget):
 
     # ------------------------------------------------------------------ runs and exploring
     def refresh_runs(self) -> None:
-        sel = self.selected_run()
-        self.runs.clear()
+        rows = []
         for r in lessons.list_lesson_runs(self.runs_root):
             acc = f"{r.accuracy:.4f}" if r.accuracy is not None else "—"
-            item = QTreeWidgetItem([r.path.name, r.arch, acc, f"{r.epochs}/{r.epochs_planned}", r.status])
-            item.setData(0, Qt.ItemDataRole.UserRole, str(r.path))
-            item.setData(1, Qt.ItemDataRole.UserRole, r.status)
-            self.runs.addTopLevelItem(item)
-            if sel is not None and r.path == sel:
-                item.setSelected(True)
-        for i in range(self.runs.columnCount()):
-            self.runs.resizeColumnToContents(i)
+            rows.append(([r.path.name, r.arch, acc, f"{r.epochs}/{r.epochs_planned}", r.status], r.path, r.status))
+        self.runs_list.set_rows(rows)
         self.numbers_view.refresh_table(self.runs_root)
         self._update_buttons()
 
     def selected_run(self) -> Path | None:
-        items = self.runs.selectedItems()
-        return Path(items[0].data(0, Qt.ItemDataRole.UserRole)) if items else None
+        return self.runs_list.selected_run()
 
     def open_run(self, path: Path, switch: bool = True) -> None:
         """Show run ``path`` in the Explore tab (its lesson's view) and its curves."""
@@ -354,8 +313,7 @@ class LessonsPanel(QWidget):
             if not self.is_busy():
                 self.status_label.setText(f"Exploring {Path(path).name} ({s.arch}).")
             self.curves.clear()
-            if (Path(path) / "metrics.csv").is_file():
-                self.curves.load_metrics_csv(Path(path) / "metrics.csv")
+            self.curves.load_metrics(Path(path))
             self.tabs.setCurrentWidget(self.explore)
 
     def explore_selected(self) -> None:
@@ -372,16 +330,11 @@ class LessonsPanel(QWidget):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(p)))
 
     def _update_buttons(self, *_a) -> None:
-        running = self.worker is not None and self.worker.is_running()
-        paused = running and self.worker.is_paused()
-        self.start_button.setEnabled(not running)
-        self.pause_button.setEnabled(running and not paused)
-        self.resume_button.setEnabled(paused or (not running and self.resumable_dir is not None))
-        self.cancel_button.setEnabled(running)
+        running = self.control.is_running()
+        self.control.update_buttons()
         sel = self.selected_run()
         self.explore_button.setEnabled(sel is not None)
-        items = self.runs.selectedItems()
-        resumable = bool(items) and items[0].data(1, Qt.ItemDataRole.UserRole) == "resumable"
+        resumable = self.runs_list.selected_status() == "resumable"
         self.resume_run_button.setEnabled(resumable and not running)
         self.form.set_running(running)
 
@@ -390,10 +343,7 @@ class LessonsPanel(QWidget):
         self.refresh_runs()
 
     def is_busy(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
+        return self.control.is_running()
 
     def shutdown(self, wait_ms: int = 120000) -> None:
-        if self.worker is not None and self.worker.is_running():
-            self.worker.cancel()
-        if self.worker is not None:
-            self.worker.wait(wait_ms)
+        self.control.shutdown(wait_ms)
