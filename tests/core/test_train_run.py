@@ -210,8 +210,18 @@ def test_errors_before_anything_is_written(data, tmp_path, monkeypatch):
     with pytest.raises(TrainingError, match="multiple of 32"):
         train(cfg)
     assert not (tmp_path / "s").exists()
+    one_pass = quick(data, tmp_path / "b", batch_size=8)
+    one_pass.steps_per_epoch = None  # epochs of one pass over the 6 pairs: fewer than a batch of 8
     with pytest.raises(TrainingError, match="fewer than one batch"):
-        train(quick(data, tmp_path / "b", batch_size=8))
+        train(one_pass)
+    assert not (tmp_path / "b").exists()
+
+
+def test_epochs_in_steps_train_a_dataset_smaller_than_a_batch(data, tmp_path):
+    """The demo project's dataset has 3 training pairs and `quick` uses batches of 8: with epochs
+    counted in steps the sampler repeats the pairs (new crops each pass) instead of refusing."""
+    res = train(quick(data, tmp_path / "r", batch_size=8, steps_per_epoch=2, epochs=1))
+    assert res.finished and res.steps == 2
 
 
 @pytest.mark.parametrize("cut_stage", ["critic", "gan"])

@@ -265,6 +265,8 @@ def test_dataset_combo_shows_the_whole_name_and_counts_below(qtbot, panel):
     assert combo.currentText() == "tiny"
     assert combo.width() >= combo.fontMetrics().horizontalAdvance("tiny") + 24
     assert "4 training / 2 validation pairs" in panel.form.dataset_info.text()
+    # 4 photos are learnt by heart: the line says so and what to do
+    assert "few photos" in panel.form.dataset_info.text() and "Data panel" in panel.form.dataset_info.text()
 
 
 def test_lr_finder_plots_as_it_sweeps_and_blocks_resume(qtbot, panel, ctx, error_dialogs):

@@ -62,7 +62,13 @@ def _fewer_than_a_batch(stage: str, n: int, bs: int, dinfo: dist_.DistInfo) -> T
     return TrainingError(
         f"Stage '{stage}': {n} training items is fewer than one batch of {bs}"
         + (f" per process ({dinfo.world_size} processes)" if dinfo.enabled else "") + ".",
-        hint="Lower --batch-size or add images to the dataset.")
+        hint="Lower --batch-size, add images to the dataset, or count epochs in steps (--steps-per-epoch).")
+
+
+def _least_items(bs: int, steps_per_epoch: Optional[int]) -> int:
+    """Training items a process needs: one batch, or one item when epochs are counted in steps
+    (the sampler then repeats a small set, new random crops and flips each pass)."""
+    return 1 if steps_per_epoch else bs
 
 
 def check_dataset(cfg: TrainConfig, data: Optional[Path], dinfo: dist_.DistInfo) -> dict:
@@ -84,7 +90,7 @@ def check_dataset(cfg: TrainConfig, data: Optional[Path], dinfo: dist_.DistInfo)
     for s in cfg.stages:
         bs = s.batch_size or cfg.batch_size
         n = 2 * n_train if s.kind == "critic" else n_train
-        if s.trains and n // dinfo.world_size < bs:
+        if s.trains and n // dinfo.world_size < _least_items(bs, cfg.steps_per_epoch):
             raise _fewer_than_a_batch(s.name, n, bs, dinfo)
     return meta
 
@@ -230,7 +236,7 @@ def stage_loaders(stage, cfg: TrainConfig, train_ds, valid_ds, dinfo: dist_.Dist
     """(train loader, valid loader or None) of ``stage``; TrainingError when ``train_ds`` holds
     fewer items than one batch per process."""
     bs = stage.batch_size or cfg.batch_size
-    if len(train_ds) // dinfo.world_size < bs:
+    if len(train_ds) // dinfo.world_size < _least_items(bs, cfg.steps_per_epoch):
         raise _fewer_than_a_batch(stage.name, len(train_ds), bs, dinfo)
     tdl = stage_loader(train_ds, bs, train=True, seed=cfg.seed, workers=cfg.workers,
                        limit_batches=cfg.steps_per_epoch, dinfo=dinfo, device=device)

@@ -36,6 +36,10 @@ LOSSES = ("mse", "l1", "feature")
 GAN_STAGES_TITLE = "Stages (NoGAN: generator → predictions → critic → GAN)"
 
 
+FEW_PAIRS = 20  # fewer training pairs than this: the validation curve rises in quick (a 3-pair demo: -0.2 dB)
+FEW_PAIRS_ADVICE = 30  # what benchmarks/bench_quick.py measures quick on
+
+
 class StageRow:
     """One stage of the recipe: include it or not, and its epochs."""
 
@@ -247,6 +251,9 @@ class TrainForm(QWidget):
         for ds in self.ctx.project.list_datasets():
             scale = f", ×{ds.scale}" if ds.scale and ds.scale > 1 else ""
             info = f"{ds.n_train} training / {ds.n_valid} validation pairs{scale}"
+            if 0 < ds.n_train < FEW_PAIRS:
+                info += (f" — few photos: a model learns them by heart. Build one of {FEW_PAIRS_ADVICE}+ photos "
+                         "in the Data panel for a result on other photos.")
             self._dataset_infos[str(ds.path)] = info
             self.dataset_combo.addItem(ds.name, str(ds.path))
             self.dataset_combo.setItemData(self.dataset_combo.count() - 1, f"{ds.path}\n{info}",

@@ -90,9 +90,12 @@ class RunMonitor(QWidget):
         ev = self._last_batch
         self.progress.setFormat(self.progress_text(ev, paused))
         if paused:
-            where = f" at step {ev.step} of {ev.total_steps}" if ev is not None and ev.total_steps else ""
-            self.status_label.setText(f"Paused{where} (after the current batch; the clock is stopped). "
-                                      "Resume to go on, Cancel to stop with a checkpoint.")
+            self._show_paused_status(ev)
+
+    def _show_paused_status(self, ev: BatchEnd | None) -> None:
+        where = f" at step {min(ev.step, ev.total_steps)} of {ev.total_steps}" if ev is not None and ev.total_steps else ""
+        self.status_label.setText(f"Paused{where} (after the current batch; the clock is stopped). "
+                                  "Resume to go on, Cancel to stop with a checkpoint.")
 
     # ------------------------------------------------------------------ events
     def handle(self, ev) -> None:
@@ -126,6 +129,8 @@ class RunMonitor(QWidget):
         paused = self._is_paused()  # a batch that ends after Pause
         self.progress.setFormat(self.progress_text(ev, paused))
         if paused:
+            if isinstance(ev, BatchEnd):  # the batch in flight at Pause: the status names the same step as the bar
+                self._show_paused_status(ev)
             return
         epochs = self._stage_epochs
         self.status_label.setText(
