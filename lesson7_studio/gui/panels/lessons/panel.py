@@ -217,8 +217,7 @@ class LessonsPanel(QWidget):
                               before=self._show_resumed)
 
     def _show_resumed(self, path: Path) -> None:
-        self.curves.clear()
-        self.curves.load_metrics(path)
+        self.curves.load_metrics(path)  # clears the curves first
         self.log.appendPlainText(f"— Resuming {path}")
 
     def cancel(self) -> None:

@@ -198,8 +198,7 @@ class TrainPanel(QWidget):
                               before=self._show_resumed)
 
     def _show_resumed(self, path: Path) -> None:
-        self.curves.clear()
-        self.curves.load_metrics(path)
+        self.curves.load_metrics(path)  # clears the curves first
         self.log.appendPlainText(f"— Resuming {path}")
 
     def resume_selected_run(self) -> None:
