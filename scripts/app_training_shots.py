@@ -24,14 +24,11 @@ def shot(name):
     p = out / f"{name}.png"; win.grab().save(str(p)); print("wrote", p, flush=True)
 train = win.show_panel("train")
 _wait(app, lambda: True, settle_ms=800)
-epochs = []
+epochs = []  # the current run's EpochEnd events (one connection for all runs)
+train.control.job_event.connect(lambda ev: epochs.append(ev) if isinstance(ev, EpochEnd) else None)
 def pick(recipe):
-    i = train.form.recipe_combo.findData(recipe); train.form.recipe_combo.setCurrentIndex(i)
-    j = train.form.dataset_combo.findText(DEMO_DATASET, )
-    if j < 0:
-        for k in range(train.form.dataset_combo.count()):
-            if DEMO_DATASET in train.form.dataset_combo.itemText(k): j = k
-    train.form.dataset_combo.setCurrentIndex(max(j, 0))
+    train.form.recipe_combo.setCurrentIndex(train.form.recipe_combo.findData(recipe))
+    train.form.dataset_combo.setCurrentIndex(max(0, train.form.dataset_combo.findText(DEMO_DATASET)))
     _wait(app, lambda: True, settle_ms=300)
 def run(recipe, tag, mid_epoch, gan=False):
     pick(recipe)
@@ -45,7 +42,6 @@ def run(recipe, tag, mid_epoch, gan=False):
     shot(f"{tag}-form")
     epochs.clear()
     train.start()
-    train.control.job_event.connect(lambda ev: epochs.append(ev) if isinstance(ev, EpochEnd) else None)
     _wait(app, lambda: len(epochs) >= mid_epoch, timeout_s=900, settle_ms=800)
     shot(f"{tag}-running")
     if not gan:

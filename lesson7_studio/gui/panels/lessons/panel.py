@@ -141,13 +141,11 @@ class LessonsPanel(QWidget):
                        open_text="Explore", open_role="primary", open_tip="Open this run in the Explore tab",
                        resume_tip="Continue a cancelled or stopped run from its last checkpoint")
         self.runs_list, self.runs = tab, tab.runs
-        self.explore_button, self.resume_run_button, self.folder_button = (
-            tab.open_button, tab.resume_run_button, tab.folder_button)
         self.runs.itemDoubleClicked.connect(lambda *_: self.explore_selected())
         self.runs.itemSelectionChanged.connect(self._update_buttons)
-        self.explore_button.clicked.connect(self.explore_selected)
-        self.resume_run_button.clicked.connect(lambda: self.resume_run(self.selected_run()))
-        self.folder_button.clicked.connect(self._show_folder)
+        self.runs_list.open_button.clicked.connect(self.explore_selected)
+        self.runs_list.resume_run_button.clicked.connect(lambda: self.resume_run(self.selected_run()))
+        self.runs_list.folder_button.clicked.connect(self._show_folder)
         return tab
 
     # ------------------------------------------------------------------ form
@@ -332,9 +330,9 @@ class LessonsPanel(QWidget):
         running = self.control.is_running()
         self.control.update_buttons()
         sel = self.selected_run()
-        self.explore_button.setEnabled(sel is not None)
+        self.runs_list.open_button.setEnabled(sel is not None)
         resumable = self.runs_list.selected_status() == "resumable"
-        self.resume_run_button.setEnabled(resumable and not running)
+        self.runs_list.resume_run_button.setEnabled(resumable and not running)
         self.form.set_running(running)
 
     # ------------------------------------------------------------------ panel protocol

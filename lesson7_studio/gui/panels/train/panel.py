@@ -114,7 +114,7 @@ class TrainPanel(QWidget):
         runs = self.runs_tab
         runs.runs.itemDoubleClicked.connect(lambda *_: self.open_selected_run())
         runs.runs.itemSelectionChanged.connect(self._update_buttons)
-        runs.open_run_button.clicked.connect(lambda _c=False: self.open_selected_run())
+        runs.open_button.clicked.connect(lambda _c=False: self.open_selected_run())
         runs.resume_run_button.clicked.connect(lambda _c=False: self.resume_selected_run())
         runs.folder_button.clicked.connect(lambda _c=False: self._show_run_folder())
         ctx.datasets_changed.connect(self.refresh_datasets)

@@ -102,7 +102,6 @@ class RunsTab(RunsList):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(["Run", "Recipe", "Model", "Status", "PSNR", "Modified"], object_name="runsList",
                          open_text="Open", open_tip="Show this run's curves and samples", parent=parent)
-        self.open_run_button = self.open_button
 
     def refresh(self, project) -> None:
         rows = []
@@ -116,5 +115,5 @@ class RunsTab(RunsList):
 
     def update_buttons(self, *, running: bool, lr_running: bool) -> None:
         sel = self.selected_run() is not None
-        self.open_run_button.setEnabled(sel and not running)
+        self.open_button.setEnabled(sel and not running)
         self.resume_run_button.setEnabled(sel and not running and not lr_running)
