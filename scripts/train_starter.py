@@ -15,9 +15,10 @@
    machine, so the one-cycle schedule of the real run fits the time budget (a schedule cut off
    half-way leaves the learning rate high and the model worse).
 4. The run trains in this process (core.train), with an exponential moving average of the
-   weights (``--ema``, core/train/ema.py) carried in every resume checkpoint; the run folder is
-   ``WORK/run``. At the end ``WORK/run/model.safetensors`` holds the last weights and
-   ``WORK/run/model_ema.safetensors`` the averaged ones.
+   weights (``--ema``: the run's ``ema`` setting, core/train/ema.py) carried in every resume
+   checkpoint; the run folder is ``WORK/run``. Its validation figures and
+   ``WORK/run/model.safetensors`` are the averaged weights (v3 was trained when the average was
+   added by a subclass of the run and written to ``model_ema.safetensors`` beside the last ones).
 5. ``--resume`` continues an interrupted run from its last checkpoint (same schedule, same EMA);
    ``--export-ema`` writes ``model_ema.safetensors`` from the newest checkpoint of a run that is
    still going (or was stopped), to evaluate it.
@@ -156,24 +157,6 @@ def build_data(a: argparse.Namespace, work: Path) -> Path:
     return data
 
 
-def _ema_run_class():
-    """core.train's run with an EMA callback added to every restore stage."""
-    from lesson7_studio.core.train import run as run_mod
-    from lesson7_studio.core.train.ema import EMACallback
-
-    class EMARun(run_mod._Run):
-        ema_decay = 0.999
-
-        def _common_callbacks(self, i, stage, monitor_best, previews):
-            cbs = super()._common_callbacks(i, stage, monitor_best, previews)
-            if stage.kind == "restore" and self.ema_decay > 0:
-                self.ema = EMACallback(self.ema_decay)
-                cbs.append(self.ema)
-            return cbs
-
-    return EMARun
-
-
 def _printer():
     from lesson7_studio.core.events import BatchEnd, EpochEnd, Log
 
@@ -195,17 +178,16 @@ def _printer():
 def _train(cfg, ema: float, resume: bool) -> int:
     from lesson7_studio.core.train.recipes import TrainConfig
 
+    from lesson7_studio.core.train.run import train
+
     if isinstance(cfg, dict):
         cfg = TrainConfig.from_dict(cfg)
-    cls = _ema_run_class()
-    cls.ema_decay = ema
+    if not resume:  # a resumed run keeps the average it was started with (its config.json)
+        cfg.ema = float(ema)
     t0 = time.time()
-    run = cls(cfg, _printer(), None, resume)
-    result = run.run()
+    result = train(cfg, on_event=_printer(), resume=resume)
     print(f"training {'finished' if result.finished else 'stopped: ' + result.stopped} in "
           f"{time.time() - t0:.1f} s, {result.steps} steps", flush=True)
-    if ema > 0 and getattr(run, "ema", None) is not None and run.ema.shadow and result.model_path:
-        print(write_ema_model(result.model_path, run.ema.averaged()), flush=True)
     return 0 if result.finished else 3
 
 

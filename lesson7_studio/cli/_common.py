@@ -36,6 +36,17 @@ def int_range(lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
+def ema_decay(text: str) -> float:
+    """An argparse type: an EMA decay, a number in [0, 1)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError("must be in [0, 1), e.g. 0.99 (0: no average)")
+    return v
+
+
 def positive_float(text: str) -> float:
     v = float(text)
     if not v > 0:

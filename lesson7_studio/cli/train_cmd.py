@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import non_negative_int, positive_float, positive_int
+from ._common import ema_decay, non_negative_int, positive_float, positive_int
 from .progress import Console, advance, progress_bar, showing
 
 
@@ -48,6 +48,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--snapshots", type=non_negative_int, metavar="N",
                    help="keep the newest N weights-only (half-precision) generator snapshots besides the one "
                    "full resumable state (default: the recipe's; 3 for the GAN recipes)")
+    p.add_argument("--ema", type=ema_decay, metavar="D",
+                   help="keep an exponential moving average of the weights (decay D in [0, 1), e.g. 0.99; 0: off) "
+                   "in the restore stages: the validation figures, samples and the final model are the average "
+                   "(default: the recipe's)")
+    p.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=None,
+                   help="save as the model the best-validated weights of the last stage (a fresh run's starting "
+                   "weights included) instead of the last ones (default: the recipe's; finetune keeps the best)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--list", action="store_true", help="list the recipes and exit")
     p.set_defaults(func=run_train)
@@ -73,7 +80,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         "workers": args.workers, "seed": args.seed,
         "max_minutes": getattr(args, "max_minutes", None), "max_steps": getattr(args, "max_steps", None),
         "steps_per_epoch": getattr(args, "steps_per_epoch", None), "init": args.init,
-        "snapshots": getattr(args, "snapshots", None),
+        "snapshots": getattr(args, "snapshots", None), "ema": getattr(args, "ema", None),
+        "keep_best": getattr(args, "keep_best", None),
     }
     if args.no_pretrained:
         ov["pretrained"] = False

@@ -57,6 +57,11 @@ def _pad_to(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.pad(a, ((0, ph), (0, pw), (0, 0)), mode="symmetric")
 
 
+def _zoomed(a: np.ndarray, n: int) -> np.ndarray:
+    """An HxWx3 uint8 region resized to n x n (bilinear, as fastai's zoom transform)."""
+    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((n, n), Image.Resampling.BILINEAR))
+
+
 def _to_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.transpose(2, 0, 1).copy()).float().div_(255.0)
 
@@ -70,6 +75,12 @@ class PairedDataset(Dataset):
     image (bicubic) to HR/scale. ``augment`` = random crop position and flips; otherwise the
     crop position is fixed per item (from ``seed``). ``split`` is "train", "valid" or "all".
     ``cache_mb`` bounds the decoded pairs kept in memory (0: decode every time).
+
+    ``max_zoom`` > 1 (with ``augment``) is the lesson's ``get_transforms(max_zoom=2.)`` with
+    ``tfm_y=True``: with probability ``p_zoom`` a crop is a smaller region of both images, chosen
+    at random and zoomed by a factor drawn uniformly in [1, max_zoom] (bilinear, the same region
+    of each), so the model also sees the number and the JPEG blocks larger than the dataset
+    shows them.
     """
 
     def __init__(
@@ -86,6 +97,8 @@ class PairedDataset(Dataset):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         cache_mb: float = 256,
+        max_zoom: float = 1.0,
+        p_zoom: float = 0.75,
     ) -> None:
         self.root = Path(root)
         meta = read_dataset_json(self.root)
@@ -110,6 +123,9 @@ class PairedDataset(Dataset):
         self.augment = augment
         self.seed = int(seed)
         self.hflip, self.vflip = hflip, vflip
+        if not 1.0 <= float(max_zoom) <= 8.0 or not 0.0 <= float(p_zoom) <= 1.0:
+            raise DatasetError(f"max_zoom must be in 1..8 and p_zoom in 0..1, got {max_zoom!r} and {p_zoom!r}")
+        self.max_zoom, self.p_zoom = float(max_zoom), float(p_zoom)
         self.mean = None if mean is None else torch.tensor(list(mean), dtype=torch.float32).view(3, 1, 1)
         self.std = None if std is None else torch.tensor(list(std), dtype=torch.float32).view(3, 1, 1)
         self.recipe = meta.get("recipe")
@@ -160,10 +176,15 @@ class PairedDataset(Dataset):
             c = self.crop_size // s
             lr = _pad_to(lr, c, c)
             hr = _pad_to(hr, c * s, c * s)
-            y = int(rng.integers(0, lr.shape[0] - c, endpoint=True))
-            x = int(rng.integers(0, lr.shape[1] - c, endpoint=True))
-            lr = lr[y : y + c, x : x + c]
-            hr = hr[y * s : (y + c) * s, x * s : (x + c) * s]
+            zoom = self.augment and self.max_zoom > 1.0 and rng.random() < self.p_zoom
+            cz = max(1, round(c / rng.uniform(1.0, self.max_zoom))) if zoom else c
+            y = int(rng.integers(0, lr.shape[0] - cz, endpoint=True))
+            x = int(rng.integers(0, lr.shape[1] - cz, endpoint=True))
+            lr = lr[y : y + cz, x : x + cz]
+            hr = hr[y * s : (y + cz) * s, x * s : (x + cz) * s]
+            if cz != c:
+                lr = _zoomed(lr, c)
+                hr = _zoomed(hr, c * s)
         if self.augment:
             if self.hflip and rng.random() < 0.5:
                 lr, hr = lr[:, ::-1], hr[:, ::-1]

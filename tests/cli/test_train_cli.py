@@ -74,3 +74,19 @@ def test_list_and_lr_find(ds, tmp_path, capsys):
              "--num-it", "12", "--precision", "fp32", "--plot", str(plot))
     out = capsys.readouterr().out
     assert rc == 0 and "suggested lr:" in out and plot.exists()
+
+
+def test_ema_and_keep_best_options(ds, tmp_path, capsys):
+    run = tmp_path / "avg"
+    rc = cli("train", "--recipe", "quick", "--data", str(ds), "--out", str(run), "--epochs", "1", "--size", "32",
+             "--batch-size", "2", "--precision", "fp32", "--steps-per-epoch", "2", "--ema", "0.9", "--keep-best")
+    assert rc == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["ema"] == 0.9 and cfg["keep_best"] is True
+    assert "starting weights validate" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: a decay of 1 averages nothing
+        cli("train", "--recipe", "quick", "--data", str(ds), "--out", str(tmp_path / "x"), "--ema", "1")
+    assert "[0, 1)" in capsys.readouterr().err
+    rc = cli("train", "--recipe", "finetune", "--data", str(ds), "--out", str(tmp_path / "ft"), "--no-keep-best",
+             "--init", "scratch", "--list")
+    assert rc == 0

@@ -289,6 +289,32 @@ def test_paired_crops_are_aligned_with_flips(area_ds):
             assert (lr - block_mean(hr, 2)).abs().max() <= 1.01 / 255
 
 
+def test_zoomed_crops_stay_aligned_and_enlarge(area_ds):
+    """max_zoom (the lesson's zoom augmentation): the same region of both images, zoomed."""
+    torch.manual_seed(0)
+    ds = PairedDataset(area_ds, "all", crop_size=32, augment=True, max_zoom=2.0, p_zoom=1.0)
+    plain = PairedDataset(area_ds, "all", crop_size=32, augment=True)
+    zoomed_err, shifted_err = [], []
+    for _ in range(4):
+        for i in range(len(ds)):
+            lr, hr = ds[i]
+            assert lr.shape == (3, 16, 16) and hr.shape == (3, 32, 32)
+            zoomed_err.append((lr - block_mean(hr, 2)).abs().mean().item())
+            shifted_err.append((lr - torch.roll(block_mean(hr, 2), 3, dims=2)).abs().mean().item())
+    # bilinear zooms of an aligned pair agree closely; a 3 px misalignment does not
+    assert max(zoomed_err) < 0.02 and sum(shifted_err) > 3 * sum(zoomed_err)
+    # a zoom enlarges: neighbouring pixels of a zoomed crop differ less than those of a plain one
+    def roughness(d):
+        return sum((d[i][1][:, :, 1:] - d[i][1][:, :, :-1]).abs().mean().item() for i in range(len(d)))
+    torch.manual_seed(1)
+    assert roughness(ds) < roughness(plain)
+    with pytest.raises(DatasetError, match="max_zoom"):
+        PairedDataset(area_ds, "all", crop_size=32, max_zoom=0.5)
+    # validation (no augment) never zooms
+    fixed = PairedDataset(area_ds, "all", crop_size=32, augment=False, max_zoom=2.0, p_zoom=1.0)
+    assert torch.equal(fixed[0][1], PairedDataset(area_ds, "all", crop_size=32, augment=False)[0][1])
+
+
 def test_superres_lr_is_bicubic_downscale_of_hr(tmp_path):
     src = tmp_path / "src"
     make_src(src, bad=False)

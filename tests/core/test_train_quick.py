@@ -151,8 +151,10 @@ def test_quick_and_finetune_recipes_are_sized_in_steps():
     # the work of 1,200 steps of 8 crops of 96 px (the time target is met by this work, not by epochs)
     assert q.loss == "l1" and q.stages[0].lr == 3e-3 and q.stages[0].pct_start == 0.25
     assert q.stages[0].epochs * q.steps_per_epoch * q.batch_size * q.size ** 2 == 1200 * 8 * 96 ** 2
+    assert not q.keep_best and q.ema == 0.0
     ft = get_recipe("finetune")
     assert ft.init == "starter" and (ft.stages[0].epochs, ft.steps_per_epoch) == FINETUNE_STEPS
+    assert ft.keep_best  # a fine-tune never hands back a model worse on the validation photos than the start
     lr = ft.stages[0].lr
     assert isinstance(lr, slice) and lr.start < lr.stop <= q.stages[0].lr / 10  # discriminative, lower
     groups = UnetLite(nf=8).layer_groups()

@@ -136,29 +136,36 @@ def test_fine_tuning_names_the_checkpoints_after_the_starting_models_architectur
     assert ck and all(checkpoint.read_metadata(p)["name"] == "unet-lite" for p in ck)
 
 
-def _train_starter_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "scripts" / "train_starter.py"
-    spec = importlib.util.spec_from_file_location("train_starter_under_test", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_a_run_subclass_extends_the_common_callbacks_and_its_state_resumes(data, tmp_path):
-    """scripts/train_starter.py subclasses _Run and adds an EMA in ``_common_callbacks``: the hook
-    is called for the restore stage, the EMA sees every step, and its state rides in state.pt."""
+    """A subclass of _Run may add callbacks in ``_common_callbacks`` (the hook is called for the
+    restore stage and its callbacks see every step); the run's own EMA (``ema``) rides in state.pt
+    and resumes: the finished run's model is the average of all 6 steps."""
+    from lesson7_studio.core.train import run as run_mod
     from lesson7_studio.core.train.ema import ema_weights_from_state
+    from lesson7_studio.core.train.learner import Callback
 
-    cls = _train_starter_script()._ema_run_class()
-    cls.ema_decay = 0.9
-    run = cls(quick(data, tmp_path / "r", max_steps=4), None, None, False)
+    class Count(Callback):
+        steps = 0
+
+        def after_step(self):
+            Count.steps += 1
+
+    class CountingRun(run_mod._Run):
+        def _common_callbacks(self, i, stage, monitor_best, previews):
+            return super()._common_callbacks(i, stage, monitor_best, previews) + [Count()]
+
+    run = CountingRun(quick(data, tmp_path / "r", max_steps=4, ema=0.9), None, None, False)
     res = run.run()
-    assert res.stopped == "budget" and run.ema.updates == 4 and run.ema.shadow
+    assert res.stopped == "budget" and Count.steps == 4 and run.ema.updates == 4 and run.ema.shadow
     saved = ema_weights_from_state(_last_state(tmp_path / "r"))
     assert saved is not None and saved.keys() == run.ema.shadow.keys()
-    again = cls(resume_config(tmp_path / "r", max_steps=1000), None, None, True)
+    again = CountingRun(resume_config(tmp_path / "r", max_steps=1000), None, None, True)
     res = again.run()
-    assert res.finished and res.steps == 6 and again.ema.updates == 6  # the EMA resumed from its saved state
+    assert res.finished and res.steps == 6 and Count.steps == 6
+    state = ema_weights_from_state(_last_state(tmp_path / "r"))
+    import torch
+    from safetensors.torch import load_file
+
+    final = load_file(str(tmp_path / "r" / "model.safetensors"))
+    k = next(iter(final))
+    assert torch.allclose(final[k].float(), state[k].float(), atol=1e-6)  # the model is the resumed average

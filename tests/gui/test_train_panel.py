@@ -336,6 +336,20 @@ def test_legend_never_hides_the_newest_points(qtbot, panel):
     assert curves.legend_corner("quality") != "top-right"
 
 
+def test_loss_legend_keeps_off_the_stage_names(qtbot, panel):
+    """Bug: the legend took the emptiest corner, bottom left, right over the first stage's name."""
+    curves = panel.curves
+    curves.add_stage("train", 0)
+    for i in range(40):  # one loss along the top, the other along the bottom of the right half only:
+        curves.add_point("valid_loss", i + 1, 1.0)  # bottom left is the emptiest corner
+        if i >= 20:
+            curves.add_point("train_loss", i + 1, 0.0)
+    curves.flush()
+    qtbot.wait(50)
+    curves.flush()
+    assert curves.legend_corner("loss") != "bottom-left"
+
+
 def test_start_from_offers_only_this_projects_checkpoints(qtbot, panel, ctx):
     # models/ may hold community .pth and .onnx files for Compare/Restore; training cannot start from them
     models = ctx.project.models_dir
@@ -362,6 +376,27 @@ def test_all_batches_and_no_time_limit_replace_the_recipes_values(qtbot, panel):
     panel.form.max_minutes.setValue(5)
     cfg = panel.build_config(Path("/tmp/never-written"))
     assert cfg.steps_per_epoch == 3 and cfg.max_minutes == 5.0
+
+
+def test_weight_average_and_keep_best_follow_the_recipe_and_reach_the_config(qtbot, panel):
+    from lesson7_studio.core.train import recipes
+
+    names = [panel.form.recipe_combo.itemData(i) for i in range(panel.form.recipe_combo.count())]
+    for name in ("quick", "finetune"):
+        panel.form.recipe_combo.setCurrentIndex(names.index(name))
+        assert panel.form.ema_spin.value() == pytest.approx(recipes.get_recipe(name).ema)
+        assert panel.form.keep_best_check.isChecked() == recipes.get_recipe(name).keep_best
+    panel.form.ema_spin.setValue(0)
+    assert panel.form.ema_spin.text() == "off"
+    assert panel.build_config(Path("/tmp/never-written")).ema == 0.0
+    panel.form.ema_spin.setValue(0.995)
+    assert panel.build_config(Path("/tmp/never-written")).ema == pytest.approx(0.995)
+    panel.form.keep_best_check.setChecked(True)
+    assert panel.build_config(Path("/tmp/never-written")).keep_best is True
+    panel.form.keep_best_check.setChecked(False)
+    assert panel.build_config(Path("/tmp/never-written")).keep_best is False
+    panel.form.recipe_combo.setCurrentIndex(names.index("wgan"))  # no restore stage: nothing to average
+    assert not panel.form.ema_spin.isEnabled() and not panel.form.keep_best_check.isEnabled()
 
 
 def test_the_panel_imports_no_torch():

@@ -7,10 +7,11 @@ functions handed in by :mod:`.run`, so the callbacks stay testable without a run
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, ContextManager, Optional, Sequence
 
 import numpy as np
 import torch
@@ -125,6 +126,10 @@ class Recorder(Callback):
 
     def after_validate(self) -> None:
         pass
+
+    def take_valid_metrics(self) -> dict[str, float]:
+        """The figures of the validation pass just run (``Learner.validate_only``), as floats."""
+        return {k: float(v) for k, v in self._valid_metrics().items()}
 
     def _valid_metrics(self) -> dict[str, float]:
         # every rank takes part (one with an empty validation shard too): sums over exactly the
@@ -260,10 +265,12 @@ class PreviewCallback(Callback):
     order = 60
 
     def __init__(self, samples: Sequence[tuple[torch.Tensor, torch.Tensor]], folder: Path | None = None,
-                 critic: Callable[[], Optional[torch.nn.Module]] | None = None) -> None:
+                 critic: Callable[[], Optional[torch.nn.Module]] | None = None,
+                 weights: Callable[[], ContextManager] | None = None) -> None:
         self.samples = list(samples)
         self.folder = Path(folder) if folder is not None else None
         self.critic = critic
+        self.weights = weights  # a ``with`` block around the predictions (a run's EMA weights)
 
     @torch.no_grad()
     def after_epoch(self) -> None:
@@ -272,7 +279,8 @@ class PreviewCallback(Callback):
         learn = self.learn
         xs = torch.stack([s[0] for s in self.samples])
         ys = torch.stack([s[1] for s in self.samples])
-        preds = learn.predict(xs).clamp(0, 1).cpu()
+        with self.weights() if self.weights is not None else contextlib.nullcontext():
+            preds = learn.predict(xs).clamp(0, 1).cpu()
         rows = []
         for x, p, y in zip(xs, preds, ys):
             if x.shape[-2:] != y.shape[-2:]:

@@ -34,6 +34,8 @@ CONFIG_RANGES: dict[str, tuple[float, float, bool]] = {
     "checkpoint_every_steps": (0, 1e12, False),
     "keep_checkpoints": (1, 10_000, False),
     "snapshots": (0, 10_000, False),
+    "ema": (0, 0.99999, False),
+    "max_zoom": (1, 8, False),
     "early_stop_patience": (1, 1e6, False),
     "preview_samples": (0, 64, False),
     "critic_lr_mult": (0, 1e6, True),

@@ -118,8 +118,10 @@ def _check_sizes_fit_images(cfg: TrainConfig, data: Path, meta: dict) -> None:
 # datasets of the stages
 
 
-def paired(root: Path, split: str, size: int, augment: bool, seed: int) -> datasets.PairedDataset:
-    return datasets.PairedDataset(root, split=split, crop_size=size, augment=augment, seed=seed)
+def paired(root: Path, split: str, size: int, augment: bool, seed: int, max_zoom: float = 1.0) -> datasets.PairedDataset:
+    """A split of a paired dataset; ``max_zoom`` > 1 zooms augmented crops (the lesson's ``max_zoom``)."""
+    return datasets.PairedDataset(root, split=split, crop_size=size, augment=augment, seed=seed,
+                                  max_zoom=max_zoom if augment else 1.0)
 
 
 def paired_valid(root: Path, size: int, seed: int, meta: Optional[dict] = None) -> Optional[datasets.PairedDataset]:

@@ -7,6 +7,11 @@ steps do not drag the average back to the starting weights for long). Integer bu
 copied as they are. The averaged weights usually score better than the last ones at the end of
 a run whose learning rate was still moving, and they cost one extra copy of the weights.
 
+``evaluate=True`` (what a run's ``ema`` setting uses) also validates the averaged weights: they
+are swapped into the network for the validation pass and the raw ones put back after it, so the
+epoch's figures are those of the model the run will hand over, and :meth:`EMACallback.applied`
+does the same around any other use (sample grids, best.safetensors, the final model).
+
 Resuming: :meth:`EMACallback.state_dict` holds the shadow tensors and the update count, so a
 run's resume state (``checkpoints/*.state.pt``, which stores every callback's state under its
 class name) carries the average across interruptions. :func:`ema_weights_from_state` reads it
@@ -15,7 +20,8 @@ back from such a file to write the averaged model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -41,14 +47,17 @@ class EMACallback(Callback):
 
     order = 20  # after the optimizer step, before the checkpoint callback (order 90) saves
 
-    def __init__(self, decay: float = 0.999, *, warmup: bool = True) -> None:
+    def __init__(self, decay: float = 0.999, *, warmup: bool = True, evaluate: bool = False) -> None:
         if not isinstance(decay, (int, float)) or isinstance(decay, bool) or not 0.0 <= float(decay) < 1.0:
             raise TrainingError(f"EMA decay must be a number in [0, 1), got {decay!r}.",
                                 hint="Typical values are 0.99 to 0.9999.")
         self.decay = float(decay)
         self.warmup = bool(warmup)
+        self.evaluate = bool(evaluate)
         self.updates = 0
         self.shadow: dict[str, torch.Tensor] = {}
+        self._raw: dict[str, torch.Tensor] | None = None  # the raw weights while the average is applied
+        self._cm = None  # the validation pass's applied() block
 
     # -- the average ------------------------------------------------------------------------
     def _init_from(self, net: nn.Module) -> None:
@@ -89,6 +98,22 @@ class EMACallback(Callback):
             raise TrainingError("The EMA has no weights yet: no optimizer step has run.")
         load_averaged(model, self.shadow)
 
+    @contextmanager
+    def applied(self, model: nn.Module) -> Iterator[None]:
+        """The averaged weights in ``model`` for the ``with`` block, the raw ones again after it
+        (a no-op before the first update, or when they are applied already)."""
+        if not self.shadow or self._raw is not None:
+            yield
+            return
+        net = _net(model)
+        self._raw = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        try:
+            load_averaged(net, self.shadow)
+            yield
+        finally:
+            raw, self._raw = self._raw, None
+            net.load_state_dict(raw)
+
     # -- callback events --------------------------------------------------------------------
     def before_fit(self) -> None:
         if not self.shadow:
@@ -96,6 +121,20 @@ class EMACallback(Callback):
 
     def after_step(self) -> None:
         self.update(_net(self.learn.model))
+
+    def before_validate(self) -> None:
+        if self.evaluate and self.shadow and self._raw is None:
+            self._cm = self.applied(self.learn.model)
+            self._cm.__enter__()
+
+    def after_validate(self) -> None:
+        cm, self._cm = self._cm, None
+        if cm is not None:
+            cm.__exit__(None, None, None)
+
+    def after_interrupt(self) -> None:
+        # cancelled during validation: the raw weights go back before the checkpoint (order 90) saves them
+        self.after_validate()
 
     # -- resume -----------------------------------------------------------------------------
     def state_dict(self) -> dict:

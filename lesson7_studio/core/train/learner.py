@@ -353,6 +353,12 @@ class Learner:
         self._with_events(self._do_epoch_validate, "validate", CancelValidException)
         self.epoch_done = True
 
+    def validate_only(self) -> None:
+        """One validation pass outside ``fit`` (the callbacks see its validate events; nothing trains)."""
+        self.training = False
+        self.model.eval()
+        self._with_events(self._do_epoch_validate, "validate", CancelValidException)
+
     def position(self) -> tuple[int, int]:
         """(epoch, training batches done in it) to resume from: the next unfinished work."""
         if self.epoch_done:

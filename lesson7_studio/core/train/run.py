@@ -17,6 +17,8 @@ adds an EMA there).
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ from . import distributed as dist_
 from .build import StageLosses, build_critic, build_generator
 from .build import options_for as _options_for
 from .callbacks import BudgetCallback, CheckpointCallback, EarlyStopping, Recorder
+from .ema import EMACallback
 from .data import check_dataset, dataset_scale, paired, scale_of, stage_loaders
 from .data import LimitSampler as _Limit
 from .learner import Learner, resolve_device
@@ -105,6 +108,8 @@ class _Run:
         self._pending_gen_opt: dict | None = None
         self._last_saved: tuple[int, Path] | None = None
         self._learn: Learner | None = None
+        self.ema: EMACallback | None = None  # the weight average of the restore stage running (cfg.ema)
+        self.best_step: int | None = None  # the step of checkpoints/best.safetensors (this session)
 
     def emit(self, ev) -> None:
         emit(self.on_event, ev)
@@ -149,10 +154,55 @@ class _Run:
             return None
         best = self.folder.best_path
         last = self._last_saved
-        if last is not None and last[0] == learn.step and last[1].exists():  # same weights: copy
+        if self.ema is None and last is not None and last[0] == learn.step and last[1].exists():  # same weights
             atomic_copy(last[1], best)
             return best
-        return self._save_gen(best, {"stage": stage.name, "best": True})
+        self.best_step = learn.step
+        with self.averaged():  # the figures that made it the best are the average's
+            return self._save_gen(best, {"stage": stage.name, "best": True})
+
+    def validate_start(self, learn: Learner, stage: StageConfig) -> None:
+        """``keep_best``: validate the starting weights; they are the best so far (best.safetensors)."""
+        learn.validate_only()
+        metrics = learn.get_cb(Recorder).take_valid_metrics()
+        value = metrics.get("valid_loss")
+        if value is None:
+            return
+        learn.get_cb(CheckpointCallback).best = value
+        if self.main:
+            self._save_best(learn, stage)
+        psnr = f", PSNR {metrics['psnr']:.2f} dB" if "psnr" in metrics else ""
+        self.emit(Log(f"The starting weights validate at loss {value:.4g}{psnr}; the run keeps the best "
+                      "validated weights (keep_best), these included."))
+
+    def keep_best(self) -> Optional[dict]:
+        """``keep_best`` at the end: load best.safetensors into the generator when it validated better
+        than the last weights; what was kept (step, valid loss), or None."""
+        learn = self._learn
+        ck = learn.get_cb(CheckpointCallback) if learn is not None else None
+        last = self.last_metrics.get("valid_loss")
+        best = self.folder.best_path
+        if ck is None or ck.best is None or not best.exists():
+            return None
+        if last is not None and math.isfinite(last) and last <= ck.best:  # the last weights are (one of) the best
+            return None
+        load_weights(best, self.gen)
+        self.ema = None  # the kept weights are what they were when validated
+        where = "the starting weights" if self.best_step == 0 else (
+            f"step {self.best_step}" if self.best_step is not None else "an earlier epoch")
+        then = f"{last:.4g}" if last is not None else "no figure"
+        self.emit(Log(f"Kept {where} (valid loss {ck.best:.4g}; the last weights: {then})."))
+        return {"step": self.best_step, "valid_loss": ck.best, "last_valid_loss": last}
+
+    def averaged(self):
+        """A ``with`` block in which the generator holds the EMA weights (when the running stage keeps them)."""
+        return self.ema.applied(self.gen) if self.ema is not None else contextlib.nullcontext()
+
+    def adopt_average(self) -> None:
+        """At the end of a restore stage with an EMA: the average becomes the stage's result."""
+        if self.ema is not None and self.ema.shadow:
+            self.ema.copy_to(self.gen)
+        self.ema = None
 
     def save_checkpoint(self, learn: Learner, stage_index: int, reason: str) -> Optional[Path]:
         if not self.main:
@@ -269,7 +319,12 @@ class _Run:
                                       max_steps=cfg.max_steps, started=self.t_start))
         if cfg.early_stop_patience and stage.kind == "restore":
             cbs.append(EarlyStopping(patience=cfg.early_stop_patience))
+        self.ema = None
+        if cfg.ema and stage.kind == "restore":
+            self.ema = EMACallback(cfg.ema, evaluate=True)
+            cbs.append(self.ema)
         if previews is not None:
+            previews.weights = self.averaged
             cbs.append(previews)
         return cbs
 
@@ -296,7 +351,10 @@ class _Run:
             "metrics": self.last_metrics,
             "dataset": str(self.data) if self.data else None,
         }
-        return self._save_gen(self.folder.model_path, {"summary": summary})
+        if self.cfg.keep_best:
+            summary["kept"] = self.keep_best() or "last"
+        with self.averaged():  # a run stopped inside an EMA stage hands over the average
+            return self._save_gen(self.folder.model_path, {"summary": summary, "ema": bool(self.cfg.ema)})
 
     def _stages_done(self) -> list[str]:
         return [s.name for s in self.cfg.stages if self.stage_status.get(s.name) == "done"]

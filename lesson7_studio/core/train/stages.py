@@ -55,7 +55,7 @@ def critic_size(cfg: TrainConfig) -> int:
 def _paired_loaders(run: "_Run", stage: StageConfig, size: int):
     """Loaders of the paired train / valid splits at crop ``size`` (restore and gan stages)."""
     cfg = run.cfg
-    train_ds = paired(run.data, "train", size, cfg.augment, cfg.seed)
+    train_ds = paired(run.data, "train", size, cfg.augment, cfg.seed, cfg.max_zoom)
     valid_ds = paired_valid(run.data, size, cfg.seed, run.dataset_meta)
     return run._loaders(stage, train_ds, valid_ds)
 
@@ -85,6 +85,8 @@ def run_restore(run: "_Run", i: int, stage: StageConfig, pos: Position) -> None:
         if stage.freeze:
             run.emit(Log(f"{run.gen_name} has no separate encoder; stage '{stage.name}' trains all of it."))
         learn.unfreeze()
+    if run.cfg.keep_best and run.global_step == 0 and run.state is None:  # a fresh run: its start counts
+        run.validate_start(learn, stage)
     fit_stage(run, learn, i, stage, pos)
 
 
@@ -104,8 +106,10 @@ def fit_stage(run: "_Run", learn: Learner, i: int, stage: StageConfig, pos: Posi
         run.stopped = "budget"
         return
     run.stage_status[stage.name] = "done"
-    # a finished stage always ends with a checkpoint that says so
-    if learn.fit_stop_reason != "early-stop" and run.main and learn.position() != (seg_end, 0):
+    averaged = run.ema is not None
+    run.adopt_average()  # with cfg.ema the stage's result is the weight average
+    # a finished stage always ends with a checkpoint that says so (holding that result)
+    if run.main and (averaged or (learn.fit_stop_reason != "early-stop" and learn.position() != (seg_end, 0))):
         run.save_checkpoint(learn, i, "epoch")
 
 

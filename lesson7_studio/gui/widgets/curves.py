@@ -44,6 +44,7 @@ CORNERS = {
     "bottom-right": ((1, 1), (1, 1), (-4, -4)),
     "bottom-left": ((0, 1), (0, 1), (4, -4)),
 }
+STAGE_LABEL_POS = 0.06  # where a stage's name sits on its line (a fraction of the height, from the bottom)
 _NOT_SERIES = {"stage", "epoch", "step", "iteration", "n_iter", "time", "seconds", "lr", "wall", "elapsed"}
 
 
@@ -87,7 +88,7 @@ class TrainingCurves(QWidget):
             p.showGrid(x=True, y=True, alpha=0.2)
             p.setClipToView(True)
             p.setDownsampling(auto=True, mode="peak")
-            p.addLegend(offset=(-4, 4), labelTextSize="8pt", verSpacing=-6)
+            p.addLegend(offset=(-4, 4), labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 215))
             p.setLabel("bottom", "step")
             self.plots[key] = p
         for key in ("quality", "components", "gan"):
@@ -232,7 +233,7 @@ class TrainingCurves(QWidget):
                 angle=90,
                 pen=pg.mkPen("#8a93a0", width=1, style=Qt.PenStyle.DashLine),
                 label=name if key == "loss" else None,
-                labelOpts={"position": 0.06, "color": "#5c6676", "anchors": [(0, 1), (0, 1)]},
+                labelOpts={"position": STAGE_LABEL_POS, "color": "#5c6676", "anchors": [(0, 1), (0, 1)]},
             )
             plot.addItem(line, ignoreBounds=True)
             self._stage_lines.append((plot, line))
@@ -357,6 +358,10 @@ class TrainingCurves(QWidget):
             fracs.append((fx, fy, w))
         if not fracs:
             return
+        if key == "loss" and self._stages:  # the stage names sit low on their lines: keep the legend off them
+            (x0, x1), _ = vb.viewRange()
+            sx = (np.array([x for x, _ in self._stages]) - x0) / ((x1 - x0) or 1.0)
+            fracs.append((sx, np.full(len(sx), STAGE_LABEL_POS), np.full(len(sx), NEWEST_WEIGHT / 2)))
 
         def cost(box) -> float:
             a, b, c, d = box

@@ -15,6 +15,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -164,10 +165,26 @@ class TrainForm(QWidget):
         self.steps_spin = _spin(0, 1000000, special="all",
                                 tip="Training batches per epoch: fewer than the data holds cuts the epoch; "
                                     "more repeats a small dataset with new random crops (all = one pass)")
+        self.ema_spin = QDoubleSpinBox()
+        self.ema_spin.setObjectName("emaSpin")
+        self.ema_spin.setRange(0.0, 0.9999)
+        self.ema_spin.setDecimals(4)
+        self.ema_spin.setSingleStep(0.001)
+        self.ema_spin.setSpecialValueText("off")
+        self.ema_spin.setMaximumWidth(140)
+        self.ema_spin.setToolTip("Keep an exponential moving average of the weights (its decay: 0.99 averages "
+                                 "about the last 100 steps). The validation figures, the samples and the saved "
+                                 "model are then the average, which is usually better than the last weights.")
+        self.keep_best_check = QCheckBox("best weights")
+        self.keep_best_check.setObjectName("keepBestCheck")
+        self.keep_best_check.setToolTip("Save as the model the weights that scored best on the validation photos "
+                                        "(the starting ones included) rather than the last: a fine-tune then never "
+                                        "hands back a model worse than the one it started from")
         for text, w in (("Learning rate", self.lr_edit), ("Batch size", self.bs_spin), ("Image size", self.size_spin),
                         ("Loss", self.loss_combo), ("Time limit", self.max_minutes),
-                        ("Batches/epoch", self.steps_spin)):
+                        ("Batches/epoch", self.steps_spin), ("Weight average", self.ema_spin)):
             hf.addRow(text, w)
+        hf.addRow("Keep", self.keep_best_check)
         return hyper
 
     # ------------------------------------------------------------------ recipe
@@ -189,6 +206,10 @@ class TrainForm(QWidget):
             self.loss_combo.setCurrentIndex(self.loss_combo.findData(cfg.loss))
         self.steps_spin.setValue(cfg.steps_per_epoch or 0)
         self.max_minutes.setValue(int(cfg.max_minutes or 0))
+        self.ema_spin.setValue(cfg.ema)
+        self.ema_spin.setEnabled(any(st.kind == "restore" for st in cfg.stages))
+        self.keep_best_check.setChecked(cfg.keep_best)
+        self.keep_best_check.setEnabled(not train_recipes.is_wgan(cfg))
         self._fill_stages(cfg)
         self._fill_models(cfg)
         self.start_from.fill(cfg, train_recipes.default_start(cfg))
@@ -294,6 +315,10 @@ class TrainForm(QWidget):
             self.loss_combo.setCurrentIndex(i)
         self.steps_spin.setValue(int(h.get("steps_per_epoch", 0)))
         self.max_minutes.setValue(int(h.get("max_minutes", 0)))
+        if "ema" in h:
+            self.ema_spin.setValue(float(h["ema"]))
+        if "keep_best" in h:
+            self.keep_best_check.setChecked(bool(h["keep_best"]))
         if h.get("start_from"):
             self.start_from.fill(self.recipe(), str(h["start_from"]))
         for r in self.stage_rows:
@@ -311,6 +336,8 @@ class TrainForm(QWidget):
             "loss": self.loss_combo.currentData(),
             "steps_per_epoch": self.steps_spin.value(),
             "max_minutes": self.max_minutes.value(),
+            "ema": self.ema_spin.value(),
+            "keep_best": self.keep_best_check.isChecked(),
             "start_from": self.start_key(),
             "stages": {r.name: {"on": r.check.isChecked(), "epochs": r.epochs.value()} for r in self.stage_rows},
         }
@@ -355,6 +382,8 @@ class TrainForm(QWidget):
         # "all" and "no limit" are choices too: None replaces the recipe's own value
         cfg.steps_per_epoch = self.steps_spin.value() or None
         cfg.max_minutes = float(self.max_minutes.value()) or None
+        cfg.ema = round(self.ema_spin.value(), 4) if self.ema_spin.isEnabled() else cfg.ema
+        cfg.keep_best = self.keep_best_check.isChecked() if self.keep_best_check.isEnabled() else cfg.keep_best
         if not is_wgan:
             cfg.loss = self.loss_combo.currentData()
             train_recipes.apply_start(cfg, start)
