@@ -168,7 +168,7 @@ def test_keep_best_hands_back_the_start_when_training_only_hurts(data, tmp_path)
         assert torch.allclose(final[k].float(), v.float()), k
     assert any("starting weights validate" in m for m in logs)
     assert any(m.startswith("Kept the starting weights") for m in logs)
-    assert result.finished
+    assert result.finished and result.kept["step"] == 0 and result.kept["valid_loss"] < result.kept["last_valid_loss"]
 
 
 def test_with_keep_best_the_final_model_is_always_the_best_validated_one(data, tmp_path):

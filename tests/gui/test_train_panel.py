@@ -336,6 +336,17 @@ def test_legend_never_hides_the_newest_points(qtbot, panel):
     assert curves.legend_corner("quality") != "top-right"
 
 
+def test_a_run_that_keeps_its_starting_weights_says_so(qtbot, panel):
+    """keep_best with an absurd learning rate: the model handed back is the start, and the status says it."""
+    panel.form.keep_best_check.setChecked(True)
+    panel.form.lr_edit.setText("3")
+    panel.start()
+    assert _wait_end(qtbot, panel) == ["finished"]
+    assert panel.last_result.kept and panel.last_result.kept["step"] == 0
+    text = panel.monitor.status_label.text()
+    assert "kept the starting weights" in text and "PSNR" not in text, text
+
+
 def test_loss_legend_keeps_off_the_stage_names(qtbot, panel):
     """Bug: the legend took the emptiest corner, bottom left, right over the first stage's name."""
     curves = panel.curves
@@ -348,6 +359,23 @@ def test_loss_legend_keeps_off_the_stage_names(qtbot, panel):
     qtbot.wait(50)
     curves.flush()
     assert curves.legend_corner("loss") != "bottom-left"
+
+
+def test_form_rows_never_overlap_after_a_recipe_switch(qtbot, panel):
+    """Bug: after choosing another recipe the wrapped hints kept their old heights: the finetune
+    description ran under the Dataset row and the Setup box had a blank strip at the bottom."""
+    form = panel.form
+    names = [form.recipe_combo.itemData(i) for i in range(form.recipe_combo.count())]
+    for name in ("quick", "finetune", "superres-gan", "finetune"):
+        form.recipe_combo.setCurrentIndex(names.index(name))
+        qtbot.wait(30)
+        rows = [form.recipe_combo, form.recipe_desc, form.dataset_combo, form.dataset_info,
+                form.start_from.combo, form.start_from.hint, form.model_combo, form.device_combo]
+        shown = [w for w in rows if w.isVisible()]
+        for a, b in zip(shown, shown[1:]):
+            assert a.geometry().bottom() < b.geometry().top(), (name, a.objectName() or type(a).__name__)
+        for w in (form.recipe_desc, form.start_from.hint):
+            assert w.height() >= w.heightForWidth(w.width()), name  # the whole text has room
 
 
 def test_start_from_offers_only_this_projects_checkpoints(qtbot, panel, ctx):

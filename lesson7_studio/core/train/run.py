@@ -66,6 +66,7 @@ class RunResult:
     stages_done: list = field(default_factory=list)
     seconds: float = 0.0
     generator: Any = field(default=None, repr=False)  # the trained generator (Restorer) in memory
+    kept: Optional[dict] = None  # keep_best: the earlier weights the model is ({"step", "valid_loss", ...})
 
 
 class _Run:
@@ -110,6 +111,7 @@ class _Run:
         self._learn: Learner | None = None
         self.ema: EMACallback | None = None  # the weight average of the restore stage running (cfg.ema)
         self.best_step: int | None = None  # the step of checkpoints/best.safetensors (this session)
+        self.kept: dict | None = None  # what keep_best handed back instead of the last weights
 
     def emit(self, ev) -> None:
         emit(self.on_event, ev)
@@ -192,7 +194,8 @@ class _Run:
             f"step {self.best_step}" if self.best_step is not None else "an earlier epoch")
         then = f"{last:.4g}" if last is not None else "no figure"
         self.emit(Log(f"Kept {where} (valid loss {ck.best:.4g}; the last weights: {then})."))
-        return {"step": self.best_step, "valid_loss": ck.best, "last_valid_loss": last}
+        self.kept = {"step": self.best_step, "valid_loss": ck.best, "last_valid_loss": last}
+        return self.kept
 
     def averaged(self):
         """A ``with`` block in which the generator holds the EMA weights (when the running stage keeps them)."""
@@ -440,10 +443,10 @@ class _Run:
         finished = not self.stopped and all(self.stage_status.get(s.name) == "done" for s in self.cfg.stages)
         result = RunResult(out=self.folder.root, model_path=model_path, finished=finished, stopped=self.stopped,
                            steps=self.global_step, metrics=dict(self.last_metrics), stages_done=done,
-                           seconds=time.perf_counter() - self.t_start, generator=self.gen)
+                           seconds=time.perf_counter() - self.t_start, generator=self.gen, kept=self.kept)
         self.emit(Finished(summary={"out": str(self.folder.root), "model": str(model_path) if model_path else None,
                                     "finished": finished, "stopped": self.stopped, "steps": self.global_step,
-                                    "metrics": dict(self.last_metrics)}))
+                                    "metrics": dict(self.last_metrics), "kept": self.kept}))
         return result
 
 

@@ -106,7 +106,7 @@ class TrainForm(QWidget):
         self._restore_hyper()
 
     def _build_setup(self) -> QGroupBox:
-        setup = QGroupBox("Setup")
+        setup = self.setup_box = QGroupBox("Setup")
         sf = QFormLayout(setup)
         self.recipe_combo = self._combo("trainRecipe")
         for name in train_recipes.recipe_names():
@@ -120,6 +120,7 @@ class TrainForm(QWidget):
         self.model_combo.setToolTip("The recipe's own network, or the one chosen in the Model panel")
         self.start_from = StartFrom(self.ctx, self._combo("trainStartFrom"), self._generator_arch)
         self.start_from.changed.connect(self.changed.emit)
+        self.start_from.changed.connect(self.relayout)  # its hint's text changes with the choice
         self.model_combo.currentIndexChanged.connect(lambda *_: self.start_from.fill(self.recipe()))
         self.device_combo = QComboBox()
         for d in device_choices(self.ctx.device):
@@ -213,6 +214,19 @@ class TrainForm(QWidget):
         self._fill_stages(cfg)
         self._fill_models(cfg)
         self.start_from.fill(cfg, train_recipes.default_start(cfg))
+        self.relayout()
+
+    def relayout(self) -> None:
+        """Give each word-wrapped hint the height its text needs at its width. In a QFormLayout
+        inside a scroll area they otherwise keep the height of their first text, and a longer one
+        (after a recipe switch) runs under the next row."""
+        for hint in (self.recipe_desc, self.dataset_info, self.start_from.hint):
+            w = hint.width() if hint.width() > 10 else max(50, self.setup_box.width() - 24)
+            hint.setMinimumHeight(hint.heightForWidth(w) if hint.text() else 0)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self.relayout()
 
     def _fill_stages(self, cfg) -> None:
         while self.stages_grid.count():
@@ -293,6 +307,7 @@ class TrainForm(QWidget):
         ds = self.dataset_combo.currentData()
         self.dataset_info.setText(self._dataset_infos.get(ds, "") if ds else "")
         self.dataset_info.setVisible(bool(ds))
+        self.relayout()
         self.changed.emit()
 
     def has_dataset(self) -> bool:

@@ -293,9 +293,17 @@ class TrainPanel(QWidget):
         if stopped:
             self.monitor.set_status(f"Stopped ({stopped}) after {elapsed}; Resume continues it.")
         else:
-            self.monitor.set_status(
-                f"Finished in {elapsed}" + (f" · PSNR {psnr:.2f} dB" if psnr is not None else "")
-                + (" · model saved" if getattr(result, "model_path", None) else ""))
+            kept = getattr(result, "kept", None)
+            if kept:  # keep_best handed back earlier weights: the last epoch's PSNR is not the model's
+                step = kept.get("step")
+                what = ("kept the starting weights (they validated best)" if step == 0 else
+                        f"kept the weights of step {step} (they validated best)" if step else
+                        "kept the best validated weights")
+                figure = f" · {what}"
+            else:
+                figure = f" · PSNR {psnr:.2f} dB" if psnr is not None else ""
+            self.monitor.set_status(f"Finished in {elapsed}{figure}"
+                                    + (" · model saved" if getattr(result, "model_path", None) else ""))
         self.ctx.runs_changed.emit()
         self.ctx.models_changed.emit()
         self.run_ended.emit("finished")
