@@ -193,3 +193,24 @@ def test_with_keep_best_the_final_model_is_always_the_best_validated_one(data, t
 def test_keep_best_is_a_checked_bool():
     with pytest.raises(TrainingError, match="keep_best"):
         apply_overrides(get_recipe("quick"), keep_best="yes")
+
+
+def test_keep_best_names_the_epoch_it_kept(data, tmp_path, monkeypatch):
+    """Scripted validation losses: start 1.0, epochs 0.5, 0.3, 0.4 -> the second epoch's weights."""
+    from lesson7_studio.core.train.callbacks import Recorder
+
+    losses = iter([1.0, 0.5, 0.3, 0.4])
+    real = Recorder._valid_metrics
+
+    def scripted(self):
+        m = real(self)
+        return {**m, "valid_loss": next(losses)} if m else m
+
+    monkeypatch.setattr(Recorder, "_valid_metrics", scripted)
+    out = tmp_path / "mid"
+    steps = []
+    result = train(_cfg(data, out, keep_best=True, epochs=3),
+                   on_event=lambda e: steps.append(e.step) if isinstance(e, EpochEnd) else None)
+    assert result.kept == {"step": steps[1], "valid_loss": 0.3, "last_valid_loss": 0.4}
+    final, best = _tensors(out / "model.safetensors"), _tensors(out / "checkpoints" / "best.safetensors")
+    assert all(torch.equal(final[k], best[k]) for k in final)

@@ -11,8 +11,10 @@ schedule segment.
 The parts: :mod:`.data` (dataset checks, stage datasets, loaders), :mod:`.build` (model options,
 fine-tune start, losses), :mod:`.stages` (one runner per stage kind, the step plan),
 :mod:`.run_folder` (files), :mod:`.resume` (the resume state). ``_Run`` holds one run's state;
-subclasses may extend ``_common_callbacks(i, stage, monitor_best, previews)`` (scripts/train_starter.py
-adds an EMA there).
+subclasses may extend ``_common_callbacks(i, stage, monitor_best, previews)``. ``ema`` adds an
+:class:`~.ema.EMACallback` to restore stages (validated, sampled and saved as the average);
+``keep_best`` validates a fresh run's starting weights and hands back ``best.safetensors`` at the
+end when the last weights validated worse (``RunResult.kept`` says so).
 """
 
 from __future__ import annotations
@@ -156,10 +158,10 @@ class _Run:
             return None
         best = self.folder.best_path
         last = self._last_saved
+        self.best_step = learn.step
         if self.ema is None and last is not None and last[0] == learn.step and last[1].exists():  # same weights
             atomic_copy(last[1], best)
             return best
-        self.best_step = learn.step
         with self.averaged():  # the figures that made it the best are the average's
             return self._save_gen(best, {"stage": stage.name, "best": True})
 
