@@ -5,7 +5,8 @@
 (``--seed`` is the training seed; the dataset and the held-out photos' degradations stay fixed.)
 
 Builds a 30-photo `decrappify-x2` dataset (a fixed list of ../shared/data/train/bsds500_train;
-10 % held out as its validation split, as the Data panel does), then runs each recipe exactly as
+10 % of the photos held out as its validation split and every photo degraded 4 times, the Data
+panel's defaults for such a folder; ``--variants 1`` builds one pair per photo), then runs each recipe exactly as
 the Train panel's Start does (its defaults: `quick` from scratch, `finetune` from the starter
 model) and scores the model at the start and at the end, with bicubic as the baseline, on
 
@@ -59,12 +60,21 @@ def _link_all(files: list[Path], folder: Path) -> Path:
     return folder
 
 
-def build_dataset(work: Path) -> Path:
+def _auto_variants() -> int:
+    from lesson7_studio.core.crappify import auto_variants
+
+    return auto_variants(len(TRAIN_PHOTOS))
+
+
+def build_dataset(work: Path, variants: int | None = None) -> Path:
+    """The Data panel's build of the 30 photos: 10 % validation, its default variants (auto: 4 here)."""
+    from lesson7_studio.core.crappify import auto_variants
     from lesson7_studio.core.datasets import build_pairs
 
     src = _link_all([DATA / "train" / "bsds500_train" / f"{n}.jpg" for n in TRAIN_PHOTOS], work / "src")
-    summary = build_pairs(src, work / "data", RECIPE, seed=SEED, valid_pct=0.1, workers=1)
-    if summary.built != len(TRAIN_PHOTOS):
+    variants = variants or auto_variants(len(TRAIN_PHOTOS))
+    summary = build_pairs(src, work / "data", RECIPE, seed=SEED, valid_pct=0.1, workers=1, variants=variants)
+    if summary.built != len(TRAIN_PHOTOS) * variants:
         raise SystemExit(f"dataset build failed: {summary}")
     return work / "data"
 
@@ -180,6 +190,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int,
                     help="smoke runs only: override the recipes' epochs (the targets are for the defaults)")
     ap.add_argument("--steps-per-epoch", type=int, help="smoke runs only: override the recipes' batches per epoch")
+    ap.add_argument("--variants", type=int, help="degraded pairs per photo (default: the Data panel's auto, 4)")
     ap.add_argument("--ema", type=float, help="trials: override the recipes' weight average (0: off)")
     ap.add_argument("--lr", type=float, help="trials: override the recipes' head learning rate")
     ap.add_argument("--size", type=int, help="trials: override the recipes' crop size")
@@ -201,7 +212,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench_quick_"))
     try:
-        data = build_dataset(work)
+        data = build_dataset(work, a.variants)
         folders = {"held_out": _link_all([DATA / "valid" / f for f in HELD_OUT], work / "held_out"),
                    "dataset_valid": _valid_originals(data, work), "dataset_pairs": data}
         rows = [run_one(r, data, work, folders, i, a.seed, **overrides) for i in range(a.repeats) for r in a.recipes]
@@ -209,7 +220,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     result = {
         "benchmark": "bench_quick", "recipe": RECIPE, "seed": SEED, "train_seed": a.seed, "train_photos": len(TRAIN_PHOTOS),
-        "held_out_photos": HELD_OUT, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "held_out_photos": HELD_OUT, "variants": a.variants or _auto_variants(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__, "repeats": a.repeats,
         "overrides": {k: v for k, v in overrides.items() if v is not None},
         "note": "wall times were measured on the machine as it was (see loadavg_*); the work of each "

@@ -24,6 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=non_negative_int, default=0, help="worker processes (default 0: one per CPU for 16+ images)")
     p.add_argument("--valid-pct", type=float, default=0.1, metavar="P", help="fraction for validation, 0..1 (default: 0.1)")
+    p.add_argument("--variants", type=_variants_arg, default=1, metavar="N|auto",
+                   help="degrade every photo N times, each with its own seed (another JPEG quality, number "
+                   "position ...): more to learn from a small folder; a photo's variants stay on one side of "
+                   "the train/valid split. auto: the Data panel's default, enough for ~120 pairs (4 for 30 "
+                   "photos, 1 from 120 on). Default: 1")
     p.add_argument("--max-size", type=positive_int, default=None, metavar="PX", help="cap the longest side of HR images")
     p.add_argument("--list", action="store_true", help="list the recipe presets and exit")
     p.set_defaults(func=run_crappify)
@@ -38,6 +43,19 @@ def _list_presets() -> int:
         print(f"{name:<{width}}  {scale:<10}  {r.description}")
         print(f"{'':<{width}}  {'':<10}  {r.describe()}")
     return 0
+
+
+def _variants_arg(text: str) -> int | None:
+    """``--variants``: a whole number 1..64, or "auto" (None: chosen from the folder's size)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number or 'auto': {text!r}") from None
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError("must be from 1 to 64 (or 'auto')")
+    return n
 
 
 def _split_share(train: int, valid: int, valid_pct: float) -> str:
@@ -56,7 +74,8 @@ def run_crappify(args: argparse.Namespace) -> int:
         return 2
 
     from lesson7_studio.core.crappify import get_recipe
-    from lesson7_studio.core.crappify import build_pairs
+    from lesson7_studio.core.crappify import auto_variants, build_pairs
+    from lesson7_studio.core.images import iter_images
     from lesson7_studio.core.events import CancelToken
 
     recipe = get_recipe(args.recipe)
@@ -73,6 +92,7 @@ def run_crappify(args: argparse.Namespace) -> int:
             workers=args.workers,
             on_event=bars,
             cancel=cancel,
+            variants=args.variants or auto_variants(sum(1 for _ in iter_images(args.src))),
         )
 
     print(

@@ -116,3 +116,17 @@ def test_progress_bar_helper_throttles_only_logs(monkeypatch):
         assert bar.n == 3
         bar.close()
         assert "3 done" in stream.getvalue() or interval == LOG_INTERVAL_S
+
+
+def test_variants_option(tmp_path, capsys):
+    src = tmp_path / "photos"
+    make_src(src)
+    assert run(["crappify", str(src), str(tmp_path / "v2"), "--recipe", "superres-x2", "--variants", "2",
+                "--workers", "1"]) == 0
+    assert "6 pairs built" in capsys.readouterr().out
+    assert run(["crappify", str(src), str(tmp_path / "auto"), "--recipe", "superres-x2", "--variants", "auto",
+                "--workers", "1"]) == 0  # 4 files: 8 variants of each of the 3 good photos
+    assert "24 pairs built" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        run(["crappify", str(src), str(tmp_path / "x"), "--variants", "0"])
+    assert "1 to 64" in capsys.readouterr().err

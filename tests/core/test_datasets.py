@@ -129,6 +129,39 @@ def test_build_skips_bad_files_and_builds_the_rest(tmp_path, src):
     assert not temp_leftovers(tmp_path / "ds")
 
 
+def test_variants_degrade_each_photo_several_times_and_keep_it_on_one_side(tmp_path, src):
+    from lesson7_studio.core.crappify import auto_variants
+    from lesson7_studio.core.crappify.manifest import source_of
+
+    s = build_pairs(src, tmp_path / "ds", "decrappify-x2", seed=3, valid_pct=0.3, variants=3)
+    assert s.built == 3 * len(GOOD) and s.total == 3 * (len(GOOD) + 5)
+    assert len(s.failed) == 5  # each bad file reported once, not once per variant
+    meta = read_dataset_json(tmp_path / "ds")
+    items = meta["items"]
+    for rel in GOOD:
+        keys = [rel, f"{rel}#v2", f"{rel}#v3"]
+        assert all(k in items and items[k]["source"] == rel for k in keys)
+        stem = rel.rsplit(".", 1)[0]
+        assert [items[k]["lr"] for k in keys] == [f"lr/{stem}.jpg", f"lr/{stem}_v2.jpg", f"lr/{stem}_v3.jpg"]
+        assert len({items[k]["seed"] for k in keys}) == 3  # three different degradations
+        lrs = [(tmp_path / "ds" / items[k]["lr"]).read_bytes() for k in keys]
+        assert len(set(lrs)) == 3
+    valid = {source_of(k) for k in meta["valid"]}
+    assert valid and valid.isdisjoint(source_of(k) for k in meta["train"])
+    assert len(meta["valid"]) == 3 * len(valid)
+    # a rerun skips all of them; the first variant is the pair a plain build writes
+    again = build_pairs(src, tmp_path / "ds", "decrappify-x2", seed=3, valid_pct=0.3, variants=3)
+    assert again.built == 0 and again.skipped_existing == 3 * len(GOOD)
+    plain = build_pairs(src, tmp_path / "plain", "decrappify-x2", seed=3, valid_pct=0.3)
+    rel = next(iter(GOOD))
+    assert (tmp_path / "plain" / read_dataset_json(tmp_path / "plain")["items"][rel]["lr"]).read_bytes() == \
+        (tmp_path / "ds" / items[rel]["lr"]).read_bytes()
+    assert plain.built == len(GOOD)
+    with pytest.raises(DatasetError, match="variants"):
+        build_pairs(src, tmp_path / "x", "decrappify-x2", variants=0)
+    assert [auto_variants(n) for n in (1, 3, 30, 60, 119, 120, 5000)] == [8, 8, 4, 2, 2, 1, 1]
+
+
 def test_lr_jpeg_bytes_are_exactly_what_the_crappifier_encoded(tmp_path, src):
     build_pairs(src, tmp_path / "ds", "lesson7", seed=5)
     meta = read_dataset_json(tmp_path / "ds")

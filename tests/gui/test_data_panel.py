@@ -146,9 +146,15 @@ def test_build_dataset_lists_skipped_files(qtbot, panel, photo_folder, ctx):
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=10000)
     dst = ctx.project.datasets_dir / "my-set"
     meta = json.loads((dst / "dataset.json").read_text())
-    assert len(meta["train"]) + len(meta["valid"]) == 6
+    # Variants "auto": a 7-file folder is degraded 8 times per photo; each photo on one side of the split
+    from lesson7_studio.core.crappify import auto_variants
+    from lesson7_studio.core.crappify.manifest import source_of
+
+    assert panel.build_form.variants_spin.text() == "auto" and auto_variants(7) == 8
+    assert len(meta["train"]) + len(meta["valid"]) == 6 * 8
+    assert {source_of(k) for k in meta["valid"]}.isdisjoint(source_of(k) for k in meta["train"])
     table = panel.summary_dialog.table
-    assert table.topLevelItemCount() == 1
+    assert table.topLevelItemCount() == 1  # the broken file once, not once per variant
     assert table.topLevelItem(0).text(0).endswith("broken.jpg") and table.topLevelItem(0).text(1)
     assert changed and panel.build_button.isEnabled() and not panel.progress.isVisible()
     panel.summary_dialog.accept()

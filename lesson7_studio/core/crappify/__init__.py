@@ -28,7 +28,7 @@ The package is free of torch, so the builder's worker processes start fast.
 
 from __future__ import annotations
 
-from .build import BuildSummary, build_pairs
+from .build import BuildSummary, auto_variants, build_pairs
 from .jobs import MIN_PARALLEL_WORK_S, init_worker, run_pair_jobs
 from .manifest import DATASET_FILE, FORMAT_VERSION, read_dataset_json, valid_count
 from .old_photo import OldPhoto
@@ -77,6 +77,7 @@ __all__ = [
     "StepContext",
     "Text",
     "apply_recipe",
+    "auto_variants",
     "build_pairs",
     "crappify",
     "get_recipe",

@@ -10,7 +10,10 @@ to a multiple of ``recipe.scale`` so that LR x scale == HR exactly; an unchanged
 grey PNG source is copied byte for byte.
 
 Each image's crappify seed and its train/valid side come from sha256 of (seed, relative
-path), so results depend neither on the worker count nor on the order. With ``workers > 1``
+path), so results depend neither on the worker count nor on the order. ``variants`` > 1 degrades
+every image that many times (its own seed each: another JPEG quality, number position ...):
+``<stem>_v2.png`` ... beside ``<stem>.png``, recorded as ``<rel>#v2`` ...; all the variants of a
+photo fall on the same side of the train/valid split, so validation never sees a training photo. With ``workers > 1``
 this process and ``workers - 1`` spawn-context helper processes share the work
 (:func:`~.jobs.run_pair_jobs`; safe next to GUI threads, same on every OS).
 
@@ -25,6 +28,7 @@ dataset.json and raises Cancelled; a rerun completes the build.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -36,11 +40,13 @@ from ..events import CancelToken, Event, ItemDone, ItemFailed, Log, Progress, Ra
 from ..files import check_output_folder
 from ..images import IMAGE_EXTENSIONS, iter_images
 from .jobs import run_pair_jobs
-from .manifest import DATASET_FILE, _State, read_dataset_json
+from .manifest import DATASET_FILE, _State, read_dataset_json, source_of, variant_key
 from .pairs import PairJob, item_seed
 from .recipes import Recipe, get_recipe
 
 _SAVE_EVERY_S = 5.0
+MAX_VARIANTS = 64
+AUTO_PAIRS = 120  # auto_variants: pairs a small folder is brought up to (bench_quick: 30 photos x 4)
 
 
 @dataclass
@@ -178,28 +184,41 @@ def _is_built(state: _State, rel: str, path: Path, hr_rel: str, lr_rel: str) -> 
     )
 
 
-def _plan(state: _State, files: Sequence[Path], rels: Sequence[str], max_size: int | None) -> tuple[list, int]:
-    """(the ``(rel, path, PairJob)`` still to build, how many pairs are already built). Records
-    of pairs to rebuild, and of sources gone together with their files, are dropped."""
+def auto_variants(n_images: int) -> int:
+    """The variants the Data panel builds by default for a folder of ``n_images``: enough that a
+    small folder gives ~120 pairs (4 for 30 photos), 1 from 120 photos on, at most 8."""
+    return max(1, min(8, math.ceil(AUTO_PAIRS / max(1, int(n_images)))))
+
+
+def _variants(rels: Sequence[str], files: Sequence[Path], variants: int) -> list[tuple[str, str, Path]]:
+    """(key, output stem, source) of every pair: ``variants`` of each image (see the module doc)."""
     stems = _output_stems(rels)
+    return [(variant_key(rel, k), stems[rel] if k == 1 else f"{stems[rel]}_v{k}", path)
+            for rel, path in zip(rels, files) for k in range(1, variants + 1)]
+
+
+def _plan(state: _State, pairs: Sequence[tuple[str, str, Path]], max_size: int | None) -> tuple[list, int]:
+    """(the ``(key, path, PairJob)`` still to build, how many pairs are already built). Records
+    of pairs to rebuild, and of sources gone together with their files, are dropped."""
     recipe, dst = state.recipe, state.dst
     jobs: list[tuple[str, Path, PairJob]] = []
     skipped_existing = 0
-    for rel, path in zip(rels, files):
-        hr_rel, lr_rel = f"hr/{stems[rel]}.png", f"lr/{stems[rel]}{recipe.lr_suffix}"
-        if _is_built(state, rel, path, hr_rel, lr_rel):
+    for key, stem, path in pairs:
+        hr_rel, lr_rel = f"hr/{stem}.png", f"lr/{stem}{recipe.lr_suffix}"
+        if _is_built(state, key, path, hr_rel, lr_rel):
             skipped_existing += 1
             continue
-        state.items.pop(rel, None)
-        state.skipped.pop(rel, None)
+        state.items.pop(key, None)
+        state.skipped.pop(key, None)
         job = PairJob(src=str(path), hr=str(dst / hr_rel), lr=str(dst / lr_rel), recipe=recipe,
-                      seed=item_seed(state.seed, rel), max_size=max_size)
-        jobs.append((rel, path, job))
-    for rel in [r for r in state.items if r not in stems]:
-        it = state.items[rel]
+                      seed=item_seed(state.seed, key), max_size=max_size)
+        jobs.append((key, path, job))
+    keys = {key for key, _, _ in pairs}
+    for key in [k for k in state.items if k not in keys]:
+        it = state.items[key]
         if not ((dst / it.get("hr", "")).is_file() and (dst / it.get("lr", "")).is_file()):
-            del state.items[rel]
-    state.skipped = {k: v for k, v in state.skipped.items() if k in stems}
+            del state.items[key]
+    state.skipped = {k: v for k, v in state.skipped.items() if k in keys}
     return jobs, skipped_existing
 
 
@@ -223,7 +242,8 @@ class _Recorder:
             self._built(rel, path, job, res)
         else:
             reason = str(res.get("reason", "unknown error"))
-            self.failed.append((path, reason))
+            if (path, reason) not in self.failed:  # a bad photo fails once for all its variants
+                self.failed.append((path, reason))
             if not res.get("bad_source"):
                 self.errors.append((path, reason))
             self.state.skipped[rel] = reason
@@ -246,6 +266,7 @@ class _Recorder:
             "seed": job.seed,
             "params": res.get("params", {}),
             "src_stamp": list(_src_stamp(path)) if path.exists() else None,
+            "source": source_of(rel),
         }
         emit(self.on_event, ItemDone(path=path, output=Path(job.lr), info={"hr": job.hr, **res.get("params", {})}))
 
@@ -285,8 +306,10 @@ def build_pairs(
     workers: int | None = 1,
     on_event: Callable[[Event], None] | None = None,
     cancel: CancelToken | None = None,
+    variants: int = 1,
 ) -> BuildSummary:
-    """Build ``dst/hr``, ``dst/lr`` and ``dst/dataset.json`` from the images under ``src``.
+    """Build ``dst/hr``, ``dst/lr`` and ``dst/dataset.json`` from the images under ``src``
+    (``variants`` degraded pairs of each).
 
     ``workers`` > 1 uses that many processes in all (this one included); None or 0 picks one
     per CPU (at most 8) for 16 images or more. Emits Progress, ItemDone and ItemFailed; bad images are skipped and
@@ -298,12 +321,15 @@ def build_pairs(
     files = list(iter_images(src))
     if not files:
         raise DatasetError(f"No images found in {src}.", hint="Looked for: " + " ".join(sorted(IMAGE_EXTENSIONS)))
+    if isinstance(variants, bool) or not isinstance(variants, int) or not 1 <= variants <= MAX_VARIANTS:
+        raise DatasetError(f"variants must be a whole number from 1 to {MAX_VARIANTS}, got {variants!r}")
     rels = [p.relative_to(src).as_posix() for p in files]
     state = _open_state(dst, src, recipe, seed, valid_pct, max_size)
-    state.total = total = len(files)
+    pairs = _variants(rels, files, variants)
+    state.total = total = len(pairs)
     check_output_folder(dst, what="dataset folder")  # OutputFolderError before any work
     _remove_temp_files(dst)
-    jobs, skipped_existing = _plan(state, files, rels, max_size)
+    jobs, skipped_existing = _plan(state, pairs, max_size)
     state.save()
 
     record = _Recorder(state, total, skipped_existing, len(jobs), on_event)

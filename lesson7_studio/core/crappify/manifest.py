@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,20 @@ def _unit_hash(*parts: Any) -> float:
 
 def _split_u(seed: int, rel: str) -> float:
     return _unit_hash("split", seed, rel)
+
+
+_VARIANT = re.compile(r"#v(\d+)$")
+
+
+def variant_key(rel: str, k: int) -> str:
+    """The item key of variant ``k`` (1, 2, ...) of the image ``rel``: ``rel`` itself, then ``rel#v2`` ..."""
+    return rel if k == 1 else f"{rel}#v{k}"
+
+
+def source_of(key: str) -> str:
+    """The image an item key was made from (``a/b.jpg#v3`` -> ``a/b.jpg``; an image's rel ends with
+    its extension, so a key without the suffix is the image's own)."""
+    return _VARIANT.sub("", key)
 
 
 def valid_count(n: int, valid_pct: float) -> int:
@@ -83,12 +98,14 @@ class _State:
         self.skipped = {s["path"]: s["reason"] for s in meta.get("skipped", []) if isinstance(s, dict)}
 
     def split(self) -> tuple[list[str], list[str]]:
-        """(train, valid): ``valid_count`` pairs validate, those with the smallest seeded hash."""
+        """(train, valid): ``valid_count`` of the photos validate, those with the smallest seeded
+        hash, each with all its variants."""
         keys = sorted(self.items)
-        u = {k: _split_u(self.seed, k) for k in keys}
-        n_valid = valid_count(len(keys), self.valid_pct)
-        vs = set(sorted(keys, key=lambda k: (u[k], k))[:n_valid])
-        return [k for k in keys if k not in vs], [k for k in keys if k in vs]
+        photos = sorted({source_of(k) for k in keys})
+        u = {r: _split_u(self.seed, r) for r in photos}
+        n_valid = valid_count(len(photos), self.valid_pct)
+        vs = set(sorted(photos, key=lambda r: (u[r], r))[:n_valid])
+        return [k for k in keys if source_of(k) not in vs], [k for k in keys if source_of(k) in vs]
 
     def to_dict(self) -> dict[str, Any]:
         train, valid = self.split()

@@ -313,10 +313,9 @@ def _quick() -> TrainConfig:
         "epoch by epoch in the sample grids.",
         arch="unet-lite", arch_options={"nf": 32, "tail_act": "leaky"},
         pretrained=False, size=96, batch_size=8, loss="l1", wd=1e-2, steps_per_epoch=steps, valid_batches=4,
-        # peak lr 3e-3 (bench_quick: 2e-3 and 4e-3 did no better; MSE trailed L1). The gain on unseen photos
-        # is the seed's more than the recipe's (+0.47/+0.27/+0.50, seeds 0/1/2): 128 px crops, batch 16,
-        # 3 blocks, 1,600 steps, an EMA, max_zoom 2, vertical flips, a random to_rgb init each kept seed 1
-        # the weak one (benchmarks/results/quick_trials.json).
+        # peak lr 3e-3 (bench_quick: 2e-3 and 4e-3 did no better; MSE trailed L1). On one pair per photo the
+        # gain on unseen photos was the seed's (+0.47/+0.27/+0.50) whatever the recipe (quick_trials.json);
+        # the Data panel's 4 variants per photo of a 30-photo folder make it +0.63/+0.51/+0.67 (quick.json).
         stages=[StageConfig("train", epochs=epochs, lr=3e-3, pct_start=0.25)],
     )
 

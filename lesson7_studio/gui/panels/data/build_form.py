@@ -8,6 +8,7 @@ import re
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QProgressBar, QSpinBox, QWidget
 
+from lesson7_studio.core.crappify import auto_variants
 from lesson7_studio.core.events import Event, Log, Progress
 
 from ...widgets.common import button, label
@@ -38,6 +39,11 @@ class BuildForm(QGroupBox):
         self.max_size_spin.setSingleStep(128)
         self.max_size_spin.setSpecialValueText("no limit")
         self.max_size_spin.valueChanged.connect(lambda _v: self.max_size_changed.emit())
+        self.variants_spin = _spin(0, 64, settings.value("data/variants", 0), "",
+                                   "Degrade every photo this many times, each differently (another JPEG quality, "
+                                   "another place for the number): more to learn from a small folder. auto: enough "
+                                   "for about 120 pairs (4 for 30 photos), 1 from 120 photos on")
+        self.variants_spin.setSpecialValueText("auto")
         cpus = max(1, os.cpu_count() or 1)
         self.workers_spin = _spin(1, cpus, min(settings.value("data/workers", 2), cpus), "",
                                   "Processes used to build the pairs")
@@ -57,6 +63,7 @@ class BuildForm(QGroupBox):
         bf = QFormLayout(self)
         bf.addRow("Name", self.name_edit)
         bf.addRow("Validation", self.valid_spin)
+        bf.addRow("Variants", self.variants_spin)
         bf.addRow("Max size", self.max_size_spin)
         bf.addRow("Workers", self.workers_spin)
         brow = QHBoxLayout()
@@ -75,6 +82,10 @@ class BuildForm(QGroupBox):
 
     def max_size(self) -> int | None:
         return self.max_size_spin.value() or None
+
+    def variants(self, n_images: int) -> int:
+        """Degraded pairs per photo for a folder of ``n_images`` (auto: core's choice)."""
+        return self.variants_spin.value() or auto_variants(n_images)
 
     def valid_pct(self) -> float:
         return self.valid_spin.value() / 100.0
@@ -105,6 +116,7 @@ class BuildForm(QGroupBox):
 
     def save_settings(self, s) -> None:
         s.set_value("data/valid_pct", self.valid_spin.value())
+        s.set_value("data/variants", self.variants_spin.value())
         s.set_value("data/max_size", self.max_size_spin.value())
         s.set_value("data/workers", self.workers_spin.value())
 
