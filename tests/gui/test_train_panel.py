@@ -366,16 +366,19 @@ def test_form_rows_never_overlap_after_a_recipe_switch(qtbot, panel):
     description ran under the Dataset row and the Setup box had a blank strip at the bottom."""
     form = panel.form
     names = [form.recipe_combo.itemData(i) for i in range(form.recipe_combo.count())]
-    for name in ("quick", "finetune", "superres-gan", "finetune"):
-        form.recipe_combo.setCurrentIndex(names.index(name))
-        qtbot.wait(30)
-        rows = [form.recipe_combo, form.recipe_desc, form.dataset_combo, form.dataset_info,
-                form.start_from.combo, form.start_from.hint, form.model_combo, form.device_combo]
+    rows = [form.recipe_combo, form.recipe_desc, form.dataset_combo, form.dataset_info,
+            form.start_from.combo, form.start_from.hint, form.model_combo, form.device_combo]
+
+    def laid_out() -> None:
         shown = [w for w in rows if w.isVisible()]
         for a, b in zip(shown, shown[1:]):
             assert a.geometry().bottom() < b.geometry().top(), (name, a.objectName() or type(a).__name__)
         for w in (form.recipe_desc, form.start_from.hint):
             assert w.height() >= w.heightForWidth(w.width()), name  # the whole text has room
+
+    for name in ("quick", "finetune", "superres-gan", "finetune"):
+        form.recipe_combo.setCurrentIndex(names.index(name))
+        qtbot.waitUntil(laid_out, timeout=3000)  # however busy the machine (the layout runs from the event loop)
 
 
 def test_start_from_offers_only_this_projects_checkpoints(qtbot, panel, ctx):

@@ -223,6 +223,7 @@ class TrainForm(QWidget):
         for hint in (self.recipe_desc, self.dataset_info, self.start_from.hint):
             w = hint.width() if hint.width() > 10 else max(50, self.setup_box.width() - 24)
             hint.setMinimumHeight(hint.heightForWidth(w) if hint.text() else 0)
+        self.setup_box.layout().activate()  # now, not at the next event loop pass
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
