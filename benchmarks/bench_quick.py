@@ -86,17 +86,16 @@ def _valid_originals(data: Path, work: Path) -> Path:
     return _link_all(files, work / "dataset_valid")
 
 
-def score(model, folders: dict[str, Path]) -> dict[str, dict[str, float]]:
+def score(model, folders: dict[str, Path], data: Path) -> dict[str, dict[str, float]]:
+    """Each folder degraded afresh (`lesson7-studio eval`), then the dataset's own pairs."""
     from lesson7_studio.core.restore import evaluate
 
     out = {}
     for name, folder in folders.items():
-        if name == "dataset_pairs":
-            out[name] = score_pairs(model, folder)
-            continue
         r = evaluate(model, folder, RECIPE, seed=SEED, device="cpu", precision="fp32")
         out[name] = {"model_psnr_y": round(r["mean"]["model"]["psnr_y"], 3),
                      "bicubic_psnr_y": round(r["mean"]["bicubic"]["psnr_y"], 3), "images": r["count"]}
+    out["dataset_pairs"] = score_pairs(model, data)
     return out
 
 
@@ -141,17 +140,17 @@ def run_one(recipe: str, data: Path, work: Path, folders: dict[str, Path], rep: 
 
     out = work / f"run-{recipe}-{rep}"
     cfg = apply_overrides(get_recipe(recipe), data=str(data), out=str(out), device="cpu", seed=seed, **overrides)
-    start = score(start_model(cfg, data), folders)
+    start = score(start_model(cfg, data), folders, data)
     load_before = os.getloadavg()
     t0, c0 = time.perf_counter(), time.process_time()
     result = train(cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     load_after = os.getloadavg()
-    end = score(load_any_model(result.model_path, device="cpu"), folders)
+    end = score(load_any_model(result.model_path, device="cpu"), folders, data)
     row = {"recipe": recipe, "repeat": rep, "seed": seed, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "steps": result.steps,
            "finished": result.finished, "loadavg_before": [round(v, 2) for v in load_before],
            "loadavg_after": [round(v, 2) for v in load_after], "sets": {}}
-    for name in folders:
+    for name in start:
         b = start[name]["bicubic_psnr_y"]
         row["sets"][name] = {"images": start[name]["images"], "bicubic_psnr_y": b,
                              "start_psnr_y": start[name]["model_psnr_y"], "end_psnr_y": end[name]["model_psnr_y"],
@@ -214,7 +213,7 @@ def main() -> int:
     try:
         data = build_dataset(work, a.variants)
         folders = {"held_out": _link_all([DATA / "valid" / f for f in HELD_OUT], work / "held_out"),
-                   "dataset_valid": _valid_originals(data, work), "dataset_pairs": data}
+                   "dataset_valid": _valid_originals(data, work)}
         rows = [run_one(r, data, work, folders, i, a.seed, **overrides) for i in range(a.repeats) for r in a.recipes]
     finally:
         shutil.rmtree(work, ignore_errors=True)

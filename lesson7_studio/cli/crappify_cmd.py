@@ -74,8 +74,7 @@ def run_crappify(args: argparse.Namespace) -> int:
         return 2
 
     from lesson7_studio.core.crappify import get_recipe
-    from lesson7_studio.core.crappify import auto_variants, build_pairs
-    from lesson7_studio.core.images import iter_images
+    from lesson7_studio.core.crappify import build_pairs
     from lesson7_studio.core.events import CancelToken
 
     recipe = get_recipe(args.recipe)
@@ -92,7 +91,7 @@ def run_crappify(args: argparse.Namespace) -> int:
             workers=args.workers,
             on_event=bars,
             cancel=cancel,
-            variants=args.variants or auto_variants(sum(1 for _ in iter_images(args.src))),
+            variants=args.variants,  # None ("auto"): chosen from the photos the build finds
         )
 
     print(

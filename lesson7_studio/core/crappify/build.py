@@ -93,14 +93,6 @@ def _output_stems(rels: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _is_within(a: Path, b: Path) -> bool:
-    try:
-        a.relative_to(b)
-        return True
-    except ValueError:
-        return False
-
-
 def _remove_temp_files(dst: Path) -> None:
     """Delete our '.*.part' temp files in dst (top level) and under dst/hr, dst/lr."""
     candidates = [p for p in dst.glob(".*.part")]
@@ -126,7 +118,7 @@ def _check_args(src: str | Path, dst: str | Path, recipe: Recipe, seed: Any, val
     src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().resolve()
     if not src.is_dir():
         raise DatasetError(f"Source folder not found: {src}")
-    if src == dst or _is_within(dst, src) or _is_within(src, dst):
+    if src == dst or dst.is_relative_to(src) or src.is_relative_to(dst):
         raise DatasetError(
             f"The output folder {dst} must be outside the source folder {src} (and not contain it)."
         )
@@ -306,10 +298,10 @@ def build_pairs(
     workers: int | None = 1,
     on_event: Callable[[Event], None] | None = None,
     cancel: CancelToken | None = None,
-    variants: int = 1,
+    variants: int | None = 1,
 ) -> BuildSummary:
     """Build ``dst/hr``, ``dst/lr`` and ``dst/dataset.json`` from the images under ``src``
-    (``variants`` degraded pairs of each).
+    (``variants`` degraded pairs of each; None: :func:`auto_variants` of the images found).
 
     ``workers`` > 1 uses that many processes in all (this one included); None or 0 picks one
     per CPU (at most 8) for 16 images or more. Emits Progress, ItemDone and ItemFailed; bad images are skipped and
@@ -321,6 +313,8 @@ def build_pairs(
     files = list(iter_images(src))
     if not files:
         raise DatasetError(f"No images found in {src}.", hint="Looked for: " + " ".join(sorted(IMAGE_EXTENSIONS)))
+    if variants is None:
+        variants = auto_variants(len(files))
     if isinstance(variants, bool) or not isinstance(variants, int) or not 1 <= variants <= MAX_VARIANTS:
         raise DatasetError(f"variants must be a whole number from 1 to {MAX_VARIANTS}, got {variants!r}")
     rels = [p.relative_to(src).as_posix() for p in files]

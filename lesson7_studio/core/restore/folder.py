@@ -33,7 +33,7 @@ from ..events import (
 )
 from ..files import check_output_folder, os_error_reason
 from .image import restore_image
-from .outputs import clean_stale_parts, dist_share, is_within, plan_outputs
+from .outputs import clean_stale_parts, dist_share, plan_outputs
 from .precision import precision_note
 from .runner import model_device
 
@@ -154,7 +154,7 @@ def _sources(src: Path, dst: Path, recursive: bool, allow_in_place: bool, qualit
             f"Refusing to write into the source folder {src}: choose another destination "
             "(or allow in-place writes explicitly)."
         )
-    return [p for p in images.iter_images(src, recursive=recursive) if not is_within(p.resolve(), dst_r) or dst_r == src_r]
+    return [p for p in images.iter_images(src, recursive=recursive) if not p.resolve().is_relative_to(dst_r) or dst_r == src_r]
 
 
 class _FolderBatch:

@@ -40,14 +40,6 @@ def _writable_ext(ext: str) -> bool:
     return fmt is not None and fmt in Image.SAVE
 
 
-def is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False
-
-
 def plan_outputs(
     files: list[Path], src_root: Path, dst: Path, keep_tree: bool, out_format: str
 ) -> list[tuple[Path, Path, str | None]]:

@@ -57,7 +57,7 @@ class EMACallback(Callback):
         self.updates = 0
         self.shadow: dict[str, torch.Tensor] = {}
         self._raw: dict[str, torch.Tensor] | None = None  # the raw weights while the average is applied
-        self._cm = None  # the validation pass's applied() block
+        self._validating = False  # the average is in for the validation pass
 
     # -- the average ------------------------------------------------------------------------
     def _init_from(self, net: nn.Module) -> None:
@@ -98,21 +98,36 @@ class EMACallback(Callback):
             raise TrainingError("The EMA has no weights yet: no optimizer step has run.")
         load_averaged(model, self.shadow)
 
-    @contextmanager
-    def applied(self, model: nn.Module) -> Iterator[None]:
-        """The averaged weights in ``model`` for the ``with`` block, the raw ones again after it
-        (a no-op before the first update, or when they are applied already)."""
+    def swap_in(self, model: nn.Module) -> bool:
+        """Put the averaged weights into ``model``, keeping its raw ones for :meth:`swap_out`;
+        False (nothing done) before the first update or when the average is in already."""
         if not self.shadow or self._raw is not None:
-            yield
-            return
+            return False
         net = _net(model)
         self._raw = {k: v.detach().clone() for k, v in net.state_dict().items()}
         try:
             load_averaged(net, self.shadow)
+        except BaseException:
+            self.swap_out(model)
+            raise
+        return True
+
+    def swap_out(self, model: nn.Module) -> None:
+        """Put the raw weights back (a no-op when the average is not in)."""
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            _net(model).load_state_dict(raw)
+
+    @contextmanager
+    def applied(self, model: nn.Module) -> Iterator[None]:
+        """The averaged weights in ``model`` for the ``with`` block, the raw ones again after it
+        (a no-op before the first update, or when they are applied already)."""
+        swapped = self.swap_in(model)
+        try:
             yield
         finally:
-            raw, self._raw = self._raw, None
-            net.load_state_dict(raw)
+            if swapped:
+                self.swap_out(model)
 
     # -- callback events --------------------------------------------------------------------
     def before_fit(self) -> None:
@@ -123,14 +138,12 @@ class EMACallback(Callback):
         self.update(_net(self.learn.model))
 
     def before_validate(self) -> None:
-        if self.evaluate and self.shadow and self._raw is None:
-            self._cm = self.applied(self.learn.model)
-            self._cm.__enter__()
+        self._validating = self.evaluate and self.swap_in(self.learn.model)
 
     def after_validate(self) -> None:
-        cm, self._cm = self._cm, None
-        if cm is not None:
-            cm.__exit__(None, None, None)
+        if self._validating:
+            self._validating = False
+            self.swap_out(self.learn.model)
 
     def after_interrupt(self) -> None:
         # cancelled during validation: the raw weights go back before the checkpoint (order 90) saves them

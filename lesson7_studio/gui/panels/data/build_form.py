@@ -8,7 +8,6 @@ import re
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLineEdit, QProgressBar, QSpinBox, QWidget
 
-from lesson7_studio.core.crappify import auto_variants
 from lesson7_studio.core.events import Event, Log, Progress
 
 from ...widgets.common import button, label
@@ -83,9 +82,9 @@ class BuildForm(QGroupBox):
     def max_size(self) -> int | None:
         return self.max_size_spin.value() or None
 
-    def variants(self, n_images: int) -> int:
-        """Degraded pairs per photo for a folder of ``n_images`` (auto: core's choice)."""
-        return self.variants_spin.value() or auto_variants(n_images)
+    def variants(self) -> int | None:
+        """Degraded pairs per photo; None for auto (the builder chooses from the folder's size)."""
+        return self.variants_spin.value() or None
 
     def valid_pct(self) -> float:
         return self.valid_spin.value() / 100.0

@@ -281,7 +281,7 @@ class DataPanel(QWidget):
             valid_pct=self.build_form.valid_pct(),
             max_size=self.build_form.max_size(),
             workers=self.workers_spin.value(),
-            variants=self.build_form.variants(len(self.photo_paths())),
+            variants=self.build_form.variants(),
         )
         self.build_worker = w
         w.event.connect(self._build_event)
